@@ -1,0 +1,64 @@
+"""The FastAPI application: routers, error mapping, and the platform's life around the server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from streampilot import __version__
+from streampilot.api.routers import apps, clusters, system
+from streampilot.domain.errors import SpecError
+from streampilot.domain.rules import TransitionRefused
+from streampilot.services.errors import ServiceError
+from streampilot.services.platform import Platform
+
+log = logging.getLogger("streampilot.api")
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # Drop pydantic's union-member names (e.g. "failure-rate") so the field reads as the user wrote it.
+    return ".".join(parts) or "body"
+
+
+def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def no_lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="streampilot",
+        version=__version__,
+        lifespan=lifespan or no_lifespan,
+        description="Develop, deploy, run, watch and heal Apache Flink streaming applications.",
+    )
+    app.state.platform = platform
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(SpecError)
+    async def _spec(_: Request, exc: SpecError) -> JSONResponse:
+        return JSONResponse({"detail": [p.as_dict() for p in exc.problems]}, status_code=422)
+
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(TransitionRefused)
+    async def _refused(_: Request, exc: TransitionRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    app.include_router(system.public)
+    app.include_router(system.router)
+    app.include_router(clusters.router)
+    app.include_router(apps.router)
+    return app

@@ -1,0 +1,156 @@
+"""Applications: CRUD, versions, lifecycle actions, savepoints, checkpoints and the timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from streampilot.api.deps import PlatformDep, account
+from streampilot.api.schemas import (
+    AppCreate,
+    AppOut,
+    AppPatch,
+    EventOut,
+    SnapshotOut,
+    StartAction,
+    StopAction,
+)
+from streampilot.domain.apps import AppSpec
+from streampilot.flink.client import FlinkError
+from streampilot.services.errors import Unavailable
+from streampilot.services.platform import Platform
+from streampilot.services.submissions import launch_config
+from streampilot.store.orm import App
+
+router = APIRouter(prefix="/api/v1/apps", tags=["apps"], dependencies=[Depends(account)])
+
+
+async def _out(p: Platform, app: App, with_spec: bool = False) -> AppOut:
+    _, spec = await p.apps.spec(app.id)
+    return AppOut.of(app, spec, with_spec=with_spec)
+
+
+@router.get("")
+async def list_apps(p: PlatformDep, state: str | None = None, cluster_id: int | None = None) -> list[AppOut]:
+    return [await _out(p, a) for a in await p.apps.list_apps(state, cluster_id)]
+
+
+@router.post("", status_code=201)
+async def create_app(body: AppCreate, p: PlatformDep) -> AppOut:
+    spec = AppSpec.model_validate(body.model_dump(exclude={"name", "cluster_id"}))
+    app = await p.apps.create(body.name, body.cluster_id, spec)
+    return await _out(p, app, with_spec=True)
+
+
+@router.get("/{app_id}")
+async def get_app(app_id: int, p: PlatformDep) -> AppOut:
+    return await _out(p, await p.apps.get(app_id), with_spec=True)
+
+
+@router.patch("/{app_id}")
+async def patch_app(app_id: int, body: AppPatch, p: PlatformDep) -> AppOut:
+    changes = body.model_dump(exclude_unset=True)
+    return await _out(p, await p.apps.update(app_id, changes), with_spec=True)
+
+
+@router.delete("/{app_id}", status_code=204)
+async def delete_app(app_id: int, p: PlatformDep) -> None:
+    await p.apps.delete(app_id)
+
+
+@router.post("/{app_id}/start", status_code=202)
+async def start_app(app_id: int, p: PlatformDep, body: StartAction | None = None) -> AppOut:
+    action = body or StartAction()
+    app = await p.lifecycle.start(
+        app_id, restore=action.restore, allow_non_restored_state=action.allow_non_restored_state, version=action.version
+    )
+    return await _out(p, app)
+
+
+@router.post("/{app_id}/stop")
+async def stop_app(app_id: int, p: PlatformDep, body: StopAction | None = None) -> AppOut:
+    action = body or StopAction()
+    return await _out(p, await p.lifecycle.stop(app_id, savepoint=action.savepoint, drain=action.drain))
+
+
+@router.post("/{app_id}/cancel")
+async def cancel_app(app_id: int, p: PlatformDep) -> AppOut:
+    return await _out(p, await p.lifecycle.cancel(app_id))
+
+
+@router.post("/{app_id}/savepoints", status_code=201)
+async def trigger_savepoint(app_id: int, p: PlatformDep) -> dict[str, str]:
+    return {"path": await p.lifecycle.savepoint(app_id)}
+
+
+@router.get("/{app_id}/savepoints")
+async def list_savepoints(app_id: int, p: PlatformDep) -> list[SnapshotOut]:
+    return [SnapshotOut.of(s) for s in await p.lifecycle.snapshots(app_id, "savepoint")]
+
+
+@router.get("/{app_id}/checkpoints")
+async def list_checkpoints(app_id: int, p: PlatformDep) -> dict[str, Any]:
+    """Retained checkpoints we know of, plus Flink's live statistics for the current job."""
+    app = await p.apps.get(app_id)
+    retained = [SnapshotOut.of(s).model_dump(mode="json") for s in await p.lifecycle.snapshots(app_id, "checkpoint")]
+    live: dict[str, Any] | None = None
+    if app.job_id:
+        cluster = await p.clusters.get(app.cluster_id)
+        try:
+            stats = await p.ctx.client(cluster).checkpoints(app.job_id)
+            live = {
+                "counts": {
+                    "completed": stats.completed,
+                    "failed": stats.failed,
+                    "in_progress": stats.in_progress,
+                    "restored": stats.restored,
+                },
+                "restored_from": stats.latest_restored_path,
+                "history": [c.__dict__ for c in stats.history],
+            }
+        except FlinkError as exc:
+            live = {"error": str(exc)}
+    return {"retained": retained, "job": live, "latest": app.last_checkpoint}
+
+
+@router.get("/{app_id}/events")
+async def list_events(app_id: int, p: PlatformDep, limit: int = Query(200, ge=1, le=5000)) -> list[EventOut]:
+    return [EventOut.of(e) for e in await p.apps.events(app_id, limit)]
+
+
+@router.get("/{app_id}/versions")
+async def list_versions(app_id: int, p: PlatformDep) -> list[dict[str, Any]]:
+    return [{"version": v.version, "created_at": v.created_at, "spec": v.spec} for v in await p.apps.versions(app_id)]
+
+
+@router.get("/{app_id}/versions/diff")
+async def diff_versions(app_id: int, p: PlatformDep, a: int = Query(ge=1), b: int = Query(ge=1)) -> dict[str, str]:
+    return {"diff": await p.apps.diff(app_id, a, b)}
+
+
+@router.get("/{app_id}/exceptions")
+async def list_exceptions(app_id: int, p: PlatformDep) -> list[dict[str, Any]]:
+    app = await p.apps.get(app_id)
+    if not app.job_id:
+        return []
+    cluster = await p.clusters.get(app.cluster_id)
+    try:
+        return await p.ctx.client(cluster).exceptions(app.job_id)
+    except FlinkError as exc:
+        raise Unavailable(f"could not read the job's exceptions from Flink: {exc}") from None
+
+
+@router.get("/{app_id}/launch-config")
+async def get_launch_config(app_id: int, p: PlatformDep) -> dict[str, Any]:
+    """What was submitted for the running job, and what the current version would submit."""
+    app = await p.apps.get(app_id)
+    _, spec = await p.apps.spec(app_id)
+    return {
+        "submitted": app.launch_config,
+        "running_version": app.running_version,
+        "current_version": app.current_version,
+        "current": launch_config(spec, app.name),
+        "config_verified": app.config_verified,
+        "config_mismatches": app.config_mismatches or [],
+    }

@@ -1,0 +1,50 @@
+"""Clusters: register, list, delete; start and stop local ones."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from streampilot.api.deps import PlatformDep, account
+from streampilot.api.schemas import ClusterCreate, ClusterOut
+
+router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], dependencies=[Depends(account)])
+
+
+@router.get("")
+async def list_clusters(p: PlatformDep) -> list[ClusterOut]:
+    return [ClusterOut.of(c) for c in await p.clusters.list_clusters()]
+
+
+@router.post("", status_code=201)
+async def add_cluster(body: ClusterCreate, p: PlatformDep) -> ClusterOut:
+    cluster = await p.clusters.add(
+        body.name,
+        body.kind,
+        rest_url=body.rest_url,
+        flink_home_id=body.flink_home_id,
+        slots=body.slots,
+        taskmanagers=body.taskmanagers,
+    )
+    return ClusterOut.of(cluster)
+
+
+@router.get("/{cluster_id}")
+async def get_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
+    cluster = await p.clusters.get(cluster_id)
+    return ClusterOut.of(cluster, await p.clusters.status(cluster))
+
+
+@router.delete("/{cluster_id}", status_code=204)
+async def delete_cluster(cluster_id: int, p: PlatformDep) -> None:
+    await p.clusters.delete(cluster_id)
+
+
+@router.post("/{cluster_id}/start")
+async def start_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
+    cluster = await p.clusters.start(cluster_id)
+    return ClusterOut.of(cluster, await p.clusters.status(cluster))
+
+
+@router.post("/{cluster_id}/stop")
+async def stop_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
+    return ClusterOut.of(await p.clusters.stop(cluster_id))

@@ -1,0 +1,33 @@
+"""Health, Flink homes and jars."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, UploadFile
+
+from streampilot import __version__
+from streampilot.api.deps import PlatformDep, account
+from streampilot.api.schemas import FlinkHomeCreate, FlinkHomeOut, JarOut
+
+public = APIRouter(prefix="/api/v1", tags=["health"])
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(account)])
+
+
+@public.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/flink-homes", tags=["flink-homes"])
+async def list_homes(p: PlatformDep) -> list[FlinkHomeOut]:
+    return [FlinkHomeOut.of(h) for h in await p.clusters.list_homes()]
+
+
+@router.post("/flink-homes", status_code=201, tags=["flink-homes"])
+async def add_home(body: FlinkHomeCreate, p: PlatformDep) -> FlinkHomeOut:
+    return FlinkHomeOut.of(await p.clusters.add_home(body.name, body.path))
+
+
+@router.post("/jars", status_code=201, tags=["jars"])
+async def upload_jar(file: UploadFile, p: PlatformDep) -> JarOut:
+    content = await file.read()
+    return JarOut.of(await p.jars.store(file.filename or "job.jar", content))

@@ -1,0 +1,209 @@
+"""Request and response bodies, split by role: actions (requests) and responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streampilot.domain.apps import AppSpec
+from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome, Jar, Snapshot
+
+# ---- actions --------------------------------------------------------------------------------
+
+
+class AppCreate(AppSpec):
+    name: str = Field(min_length=1, max_length=100)
+    cluster_id: int
+
+
+class AppPatch(BaseModel):
+    """Any subset of an application's fields; the result is validated as a whole."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    cluster_id: int | None = None
+    current_version: int | None = Field(default=None, ge=1)
+
+
+class StartAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    restore: str = Field(default="none", description='"none", "latest" or a savepoint/checkpoint path')
+    allow_non_restored_state: bool = False
+    version: int | None = Field(default=None, ge=1)
+
+
+class StopAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    savepoint: bool = True
+    drain: bool = False
+
+
+class ClusterCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    kind: Literal["local", "standalone"]
+    rest_url: str | None = None
+    flink_home_id: int | None = None
+    slots: int | None = Field(default=None, ge=1, le=256)
+    taskmanagers: int = Field(default=1, ge=1, le=16)
+
+
+class FlinkHomeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    path: str = Field(min_length=1)
+
+
+# ---- responses ------------------------------------------------------------------------------
+
+
+class AppStatus(BaseModel):
+    state: str
+    job_state: str | None
+    job_id: str | None
+    tasks_running: int | None
+    tasks_total: int | None
+    observed_at: datetime | None
+    unconfirmed_since: datetime | None
+    config_verified: bool | None
+    config_mismatches: list[str]
+    last_checkpoint: dict[str, Any] | None
+
+
+class AppOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    cluster_id: int
+    current_version: int
+    running_version: int | None
+    desired_state: str
+    operation: str | None
+    status: AppStatus
+    created_at: datetime
+    updated_at: datetime
+    spec: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, app: App, spec: AppSpec, *, with_spec: bool = False) -> AppOut:
+        return cls(
+            id=app.id,
+            name=app.name,
+            kind=spec.kind.value,
+            cluster_id=app.cluster_id,
+            current_version=app.current_version,
+            running_version=app.running_version,
+            desired_state=app.desired_state,
+            operation=app.operation,
+            status=AppStatus(
+                state=app.state,
+                job_state=app.job_state,
+                job_id=app.job_id,
+                tasks_running=app.tasks_running,
+                tasks_total=app.tasks_total,
+                observed_at=app.observed_at,
+                unconfirmed_since=app.unconfirmed_since,
+                config_verified=app.config_verified,
+                config_mismatches=app.config_mismatches or [],
+                last_checkpoint=app.last_checkpoint,
+            ),
+            created_at=app.created_at,
+            updated_at=app.updated_at,
+            spec=spec.model_dump(mode="json") if with_spec else None,
+        )
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    from_state: str | None
+    to_state: str
+    cause: str
+    detail: str
+    job_id: str | None
+
+    @classmethod
+    def of(cls, e: AppEvent) -> EventOut:
+        return cls(
+            id=e.id,
+            at=e.at,
+            from_state=e.from_state or None,
+            to_state=e.to_state,
+            cause=e.cause,
+            detail=e.detail,
+            job_id=e.job_id,
+        )
+
+
+class SnapshotOut(BaseModel):
+    id: int
+    kind: str
+    trigger: str
+    path: str
+    job_id: str
+    checkpoint_id: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, s: Snapshot) -> SnapshotOut:
+        return cls(
+            id=s.id,
+            kind=s.kind,
+            trigger=s.trigger,
+            path=s.path,
+            job_id=s.job_id,
+            checkpoint_id=s.checkpoint_id,
+            created_at=s.created_at,
+        )
+
+
+class ClusterOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    rest_url: str | None
+    flink_version: str | None
+    flink_home_id: int | None
+    desired_running: bool
+    options: dict[str, Any]
+    runtime: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, c: Cluster, runtime: dict[str, Any] | None = None) -> ClusterOut:
+        return cls(
+            id=c.id,
+            name=c.name,
+            kind=c.kind,
+            rest_url=c.rest_url,
+            flink_version=c.flink_version,
+            flink_home_id=c.flink_home_id,
+            desired_running=c.desired_running,
+            options=c.options,
+            runtime=runtime,
+        )
+
+
+class FlinkHomeOut(BaseModel):
+    id: int
+    name: str
+    path: str
+    version: str
+    bundled: bool
+
+    @classmethod
+    def of(cls, h: FlinkHome) -> FlinkHomeOut:
+        return cls(id=h.id, name=h.name, path=h.path, version=h.version, bundled=h.bundled)
+
+
+class JarOut(BaseModel):
+    id: int
+    filename: str
+    size: int
+    sha256: str
+    main_class: str | None
+
+    @classmethod
+    def of(cls, j: Jar) -> JarOut:
+        return cls(id=j.id, filename=j.filename, size=j.size, sha256=j.sha256, main_class=j.main_class)

@@ -1,0 +1,321 @@
+"""The ``streampilot`` command: the server, and a client of the REST API for everything else.
+
+Errors are one clear line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import httpx
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from streampilot.settings import Settings, SettingsError
+
+console = Console()
+err = Console(stderr=True)
+
+ACTIVE = {"STARTING", "RUNNING", "RESTARTING", "FAILING", "STOPPING"}
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+# ---- server --------------------------------------------------------------------------------
+
+
+@click.group()
+def main() -> None:
+    """streampilot: run, watch and heal Apache Flink applications."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1 or STREAMPILOT_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default 8765 or STREAMPILOT_PORT).")
+@click.option("--no-example", is_flag=True, help="Do not create and start the example app on first start.")
+@click.option("--no-local-cluster", is_flag=True, help="Do not start a local Flink cluster.")
+def server(host: str | None, port: int | None, no_example: bool, no_local_cluster: bool) -> None:
+    """Run the platform: database, local Flink cluster, REST API and console."""
+    from streampilot.server import serve
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        fail(str(exc))
+    try:
+        serve(settings, host=host, port=port, example=not no_example, local_cluster=not no_local_cluster)
+    except KeyboardInterrupt:
+        pass
+
+
+# ---- client --------------------------------------------------------------------------------
+
+
+class Api:
+    def __init__(self) -> None:
+        settings = Settings.from_env()
+        self.url = os.environ.get("STREAMPILOT_URL", f"http://{settings.server.host}:{settings.server.port}")
+        token = os.environ.get("STREAMPILOT_TOKEN")
+        if not token:
+            try:
+                token = settings.token_file.read_text().strip()
+            except OSError:
+                fail(f"no API token: set STREAMPILOT_TOKEN or run the server once to create {settings.token_file}")
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self.http.request(method, f"/api/v1{path}", **kw)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach streampilot at {self.url}: {exc}")
+        if resp.status_code >= 400:
+            fail(_error_text(resp))
+        return resp.json() if resp.content else None
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        detail = resp.json().get("detail")
+    except ValueError:
+        return f"HTTP {resp.status_code}: {resp.text[:300]}"
+    if isinstance(detail, list):
+        parts = []
+        for p in detail:
+            where = p.get("field", "")
+            if p.get("line"):
+                where += f" (line {p['line']}" + (f", column {p['column']})" if p.get("column") else ")")
+            parts.append(f"{where}: {p.get('message')}")
+        return "; ".join(parts)
+    return str(detail)
+
+
+def _ref(api: Api, ref: str) -> int:
+    if ref.isdigit():
+        return int(ref)
+    for a in api.call("GET", "/apps"):
+        if a["name"] == ref:
+            return int(a["id"])
+    fail(f"no application named {ref!r}")
+
+
+@main.group()
+def app() -> None:
+    """Applications."""
+
+
+@app.command("create")
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="YAML file with the application (name, kind, cluster_id, sql|jar_id|python, ...).",
+)
+def app_create(file: str) -> None:
+    """Create an application from a YAML file."""
+    try:
+        body = yaml.safe_load(Path(file).read_text())
+    except yaml.YAMLError as exc:
+        fail(f"{file} is not valid YAML: {exc}")
+    if not isinstance(body, dict):
+        fail(f"{file} must hold a mapping of application fields")
+    base = Path(file).parent
+    for key in ("sql", "python"):
+        ref = body.pop(f"{key}_file", None)
+        if ref:
+            body[key] = (base / ref).read_text()
+    created = Api().call("POST", "/apps", json=body)
+    console.print(f"created application [bold]{created['name']}[/bold] (id {created['id']}, version 1)")
+
+
+@app.command("list")
+def app_list() -> None:
+    """List applications with their state."""
+    rows = Api().call("GET", "/apps")
+    table = Table("id", "name", "kind", "state", "job state", "tasks", "job id", "verified")
+    for a in rows:
+        st = a["status"]
+        tasks = f"{st['tasks_running']}/{st['tasks_total']}" if st["tasks_total"] is not None else "-"
+        state = st["state"] + (" (unconfirmed)" if st["unconfirmed_since"] else "")
+        table.add_row(
+            str(a["id"]),
+            a["name"],
+            a["kind"],
+            state,
+            st["job_state"] or "-",
+            tasks,
+            st["job_id"] or "-",
+            {True: "yes", False: "NO", None: "-"}[st["config_verified"]],
+        )
+    console.print(table)
+
+
+@app.command("show")
+@click.argument("ref")
+def app_show(ref: str) -> None:
+    """Show one application (id or name) as JSON."""
+    api = Api()
+    console.print_json(json.dumps(api.call("GET", f"/apps/{_ref(api, ref)}")))
+
+
+def _wait(api: Api, app_id: int, until: set[str], timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last = None
+    with console.status("waiting ...") as status:
+        while time.monotonic() < deadline:
+            a: dict[str, Any] = api.call("GET", f"/apps/{app_id}")
+            st = a["status"]
+            tasks = f"{st['tasks_running']}/{st['tasks_total']}"
+            text = f"{a['name']}: {st['state']} (Flink: {st['job_state'] or '-'}, tasks {tasks})"
+            if text != last:
+                status.update(text)
+                last = text
+            if st["state"] in until:
+                return a
+            time.sleep(0.5)
+    fail(f"gave up waiting after {timeout:.0f} s; last: {last}")
+
+
+@app.command("start")
+@click.argument("ref")
+@click.option("--restore", default="none", show_default=True, help='"none", "latest" or a savepoint path.')
+@click.option("--allow-non-restored-state", is_flag=True)
+@click.option("--version", "version", type=int, default=None, help="Version to run (default: current).")
+@click.option("--no-wait", is_flag=True, help="Return once submitted instead of waiting for RUNNING.")
+def app_start(ref: str, restore: str, allow_non_restored_state: bool, version: int | None, no_wait: bool) -> None:
+    """Start an application and wait until it runs."""
+    api = Api()
+    app_id = _ref(api, ref)
+    body: dict[str, Any] = {"restore": restore, "allow_non_restored_state": allow_non_restored_state}
+    if version:
+        body["version"] = version
+    a = api.call("POST", f"/apps/{app_id}/start", json=body)
+    console.print(f"submitted job {a['status']['job_id']}")
+    if no_wait:
+        return
+    a = _wait(api, app_id, {"RUNNING", "FAILED", "CANCELED", "FINISHED", "LOST"})
+    state = a["status"]["state"]
+    if state != "RUNNING":
+        fail(f"{a['name']} ended {state}; see 'streampilot app events {a['name']}'")
+    console.print(f"[green]{a['name']} is RUNNING[/green] (job {a['status']['job_id']})")
+
+
+@app.command("stop")
+@click.argument("ref")
+@click.option("--no-savepoint", is_flag=True, help="Cancel without a savepoint.")
+@click.option("--drain", is_flag=True, help="Drain the pipeline (emit final watermark) before stopping.")
+def app_stop(ref: str, no_savepoint: bool, drain: bool) -> None:
+    """Stop an application, with a savepoint unless --no-savepoint."""
+    api = Api()
+    app_id = _ref(api, ref)
+    with console.status("stopping ..."):
+        a = api.call("POST", f"/apps/{app_id}/stop", json={"savepoint": not no_savepoint, "drain": drain})
+    console.print(f"{a['name']} is {a['status']['state']}")
+
+
+@app.command("cancel")
+@click.argument("ref")
+def app_cancel(ref: str) -> None:
+    """Cancel an application's job."""
+    api = Api()
+    with console.status("canceling ..."):
+        a = api.call("POST", f"/apps/{_ref(api, ref)}/cancel")
+    console.print(f"{a['name']} is {a['status']['state']}")
+
+
+@app.command("savepoint")
+@click.argument("ref")
+def app_savepoint(ref: str) -> None:
+    """Trigger a savepoint and print its path."""
+    api = Api()
+    with console.status("taking a savepoint ..."):
+        out = api.call("POST", f"/apps/{_ref(api, ref)}/savepoints")
+    console.print(out["path"])
+
+
+@app.command("events")
+@click.argument("ref")
+def app_events(ref: str) -> None:
+    """Show an application's timeline."""
+    api = Api()
+    table = Table("time (UTC)", "from", "to", "cause", "detail")
+    for e in api.call("GET", f"/apps/{_ref(api, ref)}/events"):
+        table.add_row(e["at"][:23].replace("T", " "), e["from_state"] or "", e["to_state"], e["cause"], e["detail"])
+    console.print(table)
+
+
+@app.command("versions")
+@click.argument("ref")
+@click.option("--diff", nargs=2, type=int, default=None, help="Show the diff between two versions.")
+def app_versions(ref: str, diff: tuple[int, int] | None) -> None:
+    """List an application's versions, or diff two of them."""
+    api = Api()
+    app_id = _ref(api, ref)
+    if diff:
+        console.print(
+            api.call("GET", f"/apps/{app_id}/versions/diff", params={"a": diff[0], "b": diff[1]})["diff"]
+            or "(no difference)",
+            highlight=False,
+        )
+        return
+    table = Table("version", "created (UTC)", "kind", "parallelism")
+    for v in api.call("GET", f"/apps/{app_id}/versions"):
+        table.add_row(str(v["version"]), str(v["created_at"])[:19], v["spec"]["kind"], str(v["spec"]["parallelism"]))
+    console.print(table)
+
+
+@main.group()
+def cluster() -> None:
+    """Flink clusters."""
+
+
+@cluster.command("add")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["local", "standalone"]), required=True)
+@click.option("--rest-url", default=None, help="REST address of a standalone cluster's JobManager.")
+@click.option("--slots", type=int, default=None, help="Task slots (local clusters).")
+def cluster_add(name: str, kind: str, rest_url: str | None, slots: int | None) -> None:
+    """Register a cluster."""
+    c = Api().call("POST", "/clusters", json={"name": name, "kind": kind, "rest_url": rest_url, "slots": slots})
+    console.print(f"added cluster [bold]{c['name']}[/bold] (id {c['id']}, {c['kind']}, Flink {c['flink_version']})")
+
+
+@cluster.command("list")
+def cluster_list() -> None:
+    """List clusters."""
+    table = Table("id", "name", "kind", "REST", "Flink", "kept running")
+    for c in Api().call("GET", "/clusters"):
+        table.add_row(
+            str(c["id"]),
+            c["name"],
+            c["kind"],
+            c["rest_url"] or "-",
+            c["flink_version"] or "-",
+            "yes" if c["desired_running"] else "no",
+        )
+    console.print(table)
+
+
+@main.group("flink-home")
+def flink_home() -> None:
+    """Flink distributions."""
+
+
+@flink_home.command("list")
+def flink_home_list() -> None:
+    """List registered Flink homes."""
+    table = Table("id", "name", "version", "path", "bundled")
+    for h in Api().call("GET", "/flink-homes"):
+        table.add_row(str(h["id"]), h["name"], h["version"], h["path"], "yes" if h["bundled"] else "")
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Pure values and rules: nothing in this package performs I/O."""

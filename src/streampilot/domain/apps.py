@@ -1,0 +1,105 @@
+"""An application's versioned settings (its spec) and the rules each field must satisfy.
+
+The spec is what a user edits; every edit becomes a new immutable version. Field rules live here
+so that the API, the CLI's YAML and the console share one set of field-level errors.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from streampilot.domain.errors import FieldProblem
+from streampilot.domain.restart import RestartStrategy
+
+
+class AppKind(StrEnum):
+    SQL = "sql"
+    JAR = "jar"
+    PYTHON = "python"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Checkpointing(_Strict):
+    interval_s: float | None = Field(
+        default=None, gt=0, description="Checkpoint every this many seconds; null turns checkpointing off."
+    )
+    timeout_s: float = Field(default=600.0, gt=0)
+    min_pause_s: float = Field(default=0.0, ge=0)
+    mode: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    tolerable_failed_checkpoints: int = Field(default=0, ge=0)
+    retain_on_cancel: bool = True
+    storage_dir: str | None = Field(default=None, min_length=1)
+
+
+class CheckpointFailurePolicy(_Strict):
+    failures: int = Field(ge=1, description="How many distinct failed checkpoints ...")
+    window_s: float = Field(gt=0, description="... within this many seconds ...")
+    action: Literal["restart", "alert"] = "alert"
+
+
+class AutoRestart(_Strict):
+    max_restarts: int = Field(ge=0)
+    window_s: float = Field(gt=0)
+
+
+class CheckpointStall(_Strict):
+    after_s: float = Field(gt=0, description="No completed checkpoint for this long is a stall.")
+    restart: bool = False
+
+
+PropertyValue = StrictStr | StrictBool | StrictInt | StrictFloat
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_JAVA_CLASS = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$")
+
+
+class AppSpec(_Strict):
+    """Everything about an application that is versioned."""
+
+    kind: AppKind
+    sql: str | None = None
+    jar_id: int | None = None
+    entry_class: str | None = None
+    args: list[str] = Field(default_factory=list)
+    python: str | None = None
+    parallelism: int = Field(default=1, ge=1, le=32768)
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    checkpointing: Checkpointing = Field(default_factory=Checkpointing)
+    restart_strategy: Annotated[RestartStrategy | None, Field(discriminator="type")] = None
+    checkpoint_failure_policy: CheckpointFailurePolicy | None = None
+    auto_restart: AutoRestart | None = None
+    checkpoint_stall: CheckpointStall | None = None
+    alert_channel_ids: list[int] = Field(default_factory=list)
+
+    def kind_problems(self) -> list[FieldProblem]:
+        """Fields that are missing or foreign for this kind of application."""
+        problems = []
+        needed = {AppKind.SQL: "sql", AppKind.JAR: "jar_id", AppKind.PYTHON: "python"}[self.kind]
+        value = getattr(self, needed)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            problems.append(FieldProblem(needed, f"{needed} is required for a {self.kind.value} application"))
+        foreign = {
+            AppKind.SQL: ("jar_id", "entry_class", "python"),
+            AppKind.JAR: ("sql", "python"),
+            AppKind.PYTHON: ("sql", "jar_id", "entry_class"),
+        }[self.kind]
+        for name in foreign:
+            if getattr(self, name) is not None:
+                problems.append(FieldProblem(name, f"{name} does not apply to a {self.kind.value} application"))
+        if self.entry_class is not None and not _JAVA_CLASS.match(self.entry_class):
+            problems.append(FieldProblem("entry_class", f"{self.entry_class!r} is not a Java class name"))
+        return problems
+
+
+def check_name(name: str) -> str | None:
+    """The reason a name is unusable, or None."""
+    if not _NAME.match(name):
+        return "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    return None

@@ -1,0 +1,117 @@
+"""What an observation means for an application's state.
+
+``decide`` is the whole rule book of the observer (DESIGN.md, "State model"):
+1. Unknown is not Gone: an error never changes the state, it only starts the unconfirmed clock;
+   after ``lost_after`` of continuous Unknown an active app becomes LOST.
+2. No state stops observation: a later ``Seen`` always wins, FAILED/LOST/CANCELED included.
+3. RUNNING means all tasks run; otherwise STARTING (first start) or RESTARTING.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from streampilot.domain.states import (
+    ACTIVE_STATES,
+    AppState,
+    FlinkJobState,
+    Gone,
+    Observation,
+    Seen,
+    Unknown,
+)
+
+
+@dataclass(frozen=True)
+class AppView:
+    """The part of an application the observer needs to decide."""
+
+    state: AppState
+    job_state: FlinkJobState | None
+    unconfirmed_since: datetime | None
+    submitted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to store after an observation. ``state`` None means: keep the state."""
+
+    state: AppState | None
+    job_state: FlinkJobState | None
+    unconfirmed_since: datetime | None
+    detail: str
+    tasks: tuple[int, int] | None = None
+    # An event is recorded for a state change, and also for notable non-changes (job gone while LOST).
+    note: str | None = None
+
+
+def state_for_seen(current: AppState, seen: Seen) -> AppState:
+    job = seen.job_state
+    if job == FlinkJobState.RUNNING:
+        if seen.all_tasks_running:
+            return AppState.RUNNING
+        return _not_yet_running(current)
+    if job in (FlinkJobState.INITIALIZING, FlinkJobState.CREATED, FlinkJobState.RECONCILING):
+        return _not_yet_running(current)
+    if job in (FlinkJobState.RESTARTING, FlinkJobState.SUSPENDED):
+        return AppState.RESTARTING
+    if job == FlinkJobState.FAILING:
+        return AppState.FAILING
+    if job == FlinkJobState.FAILED:
+        return AppState.FAILED
+    if job == FlinkJobState.CANCELLING:
+        return AppState.STOPPING
+    if job == FlinkJobState.CANCELED:
+        return AppState.CANCELED
+    return AppState.FINISHED
+
+
+def _not_yet_running(current: AppState) -> AppState:
+    if current == AppState.STARTING:
+        return AppState.STARTING
+    if current == AppState.STOPPING:
+        return AppState.STOPPING
+    return AppState.RESTARTING
+
+
+def decide(app: AppView, obs: Observation, *, lost_after: timedelta, submit_grace: timedelta) -> Decision:
+    if isinstance(obs, Seen):
+        new = state_for_seen(app.state, obs)
+        detail = f"Flink reports {obs.job_state.value} with {obs.tasks_running}/{obs.tasks_total} tasks running"
+        if app.state in (AppState.FAILED, AppState.LOST, AppState.CANCELED) and new == AppState.RUNNING:
+            detail = f"job seen running again after {app.state.value}: {detail}"
+        return Decision(
+            state=new if new != app.state else None,
+            job_state=obs.job_state,
+            unconfirmed_since=None,
+            detail=detail,
+            tasks=(obs.tasks_running, obs.tasks_total),
+        )
+    if isinstance(obs, Gone):
+        recently_submitted = app.submitted_at is not None and obs.at - app.submitted_at < submit_grace
+        if app.state == AppState.STARTING and recently_submitted:
+            # Submitted moments ago; a listing that does not have it yet proves nothing.
+            return Decision(None, app.job_state, None, "job not listed yet after submission")
+        if app.state in ACTIVE_STATES:
+            return Decision(
+                AppState.LOST, app.job_state, None, f"the cluster answered but no longer has the job: {obs.evidence}"
+            )
+        note = None
+        if app.state == AppState.LOST and app.unconfirmed_since is not None:
+            note = f"cluster reachable again, but the job is gone: {obs.evidence}"
+        return Decision(None, app.job_state, None, obs.evidence, note=note)
+    return _decide_unknown(app, obs, lost_after)
+
+
+def _decide_unknown(app: AppView, obs: Unknown, lost_after: timedelta) -> Decision:
+    since = app.unconfirmed_since or obs.at
+    if app.state in ACTIVE_STATES and obs.at - since >= lost_after:
+        secs = int((obs.at - since).total_seconds())
+        return Decision(
+            AppState.LOST,
+            app.job_state,
+            since,
+            f"no confirmed observation for {secs} s (last error: {obs.error})",
+        )
+    return Decision(None, app.job_state, since, f"observation failed: {obs.error}")

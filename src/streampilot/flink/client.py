@@ -1,0 +1,333 @@
+"""The Flink REST API behind a small typed port.
+
+Errors are typed by what they mean for the caller: ``FlinkUnavailable`` (temporary: no answer,
+timeout, 5xx) is never evidence about a job; ``FlinkRejected`` (the cluster answered and refused,
+e.g. the user's program failed) and ``JobNotFound`` (HTTP 404 for a job id) are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class FlinkError(Exception):
+    pass
+
+
+class FlinkUnavailable(FlinkError):
+    """No usable answer: refused connection, timeout, 5xx, truncated body. Temporary."""
+
+
+class FlinkRejected(FlinkError):
+    """The cluster answered and refused the request. Permanent for that request."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JobNotFound(FlinkRejected):
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterOverview:
+    flink_version: str
+    taskmanagers: int
+    slots_total: int
+    slots_available: int
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: str
+    name: str
+    state: str
+    tasks_running: int
+    tasks_total: int
+    start_time_ms: int
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    checkpoint_id: int
+    status: str
+    external_path: str | None
+    trigger_ms: int
+    latest_ack_ms: int | None
+    duration_ms: int | None
+    size_bytes: int | None
+    failure_message: str | None = None
+    is_savepoint: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointStats:
+    completed: int
+    failed: int
+    in_progress: int
+    restored: int
+    latest_completed: CheckpointInfo | None
+    latest_failed: CheckpointInfo | None
+    latest_restored_path: str | None
+    history: list[CheckpointInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SavepointResult:
+    """Outcome of a savepoint or stop-with-savepoint trigger; ``path`` None while in progress."""
+
+    done: bool
+    path: str | None
+    failure: str | None
+
+
+@dataclass(frozen=True)
+class JarRun:
+    entry_class: str | None
+    args: list[str]
+    parallelism: int | None
+    configuration: dict[str, str]
+    job_id: str | None = None
+    savepoint_path: str | None = None
+    allow_non_restored_state: bool = False
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"programArgsList": self.args, "flinkConfiguration": self.configuration}
+        if self.entry_class:
+            out["entryClass"] = self.entry_class
+        if self.parallelism:
+            out["parallelism"] = self.parallelism
+        if self.job_id:
+            out["jobId"] = self.job_id
+        if self.savepoint_path:
+            out["savepointPath"] = self.savepoint_path
+            out["allowNonRestoredState"] = self.allow_non_restored_state
+        return out
+
+
+_MAIN_ERROR = re.compile(r"(?:The main method caused an error|Could not execute application)[:.]?\s*(.*)", re.DOTALL)
+
+
+def _program_error(errors: list[str]) -> str | None:
+    """The user-facing part of a jar run/plan failure, or None if it was not the program's fault."""
+    text = "\n".join(errors)
+    m = _MAIN_ERROR.search(text)
+    if m:
+        return m.group(1).split("\n\tat ")[0].strip()
+    for marker in (
+        "ClassNotFoundException",
+        "Could not find class",
+        "ProgramInvocationException",
+        "No job was executed",
+        "ValidationException",
+        "SqlParseException",
+    ):
+        if marker in text:
+            first = next((ln for ln in text.splitlines() if marker in ln), text.splitlines()[0])
+            return first.strip().lstrip("<").strip()
+    return None
+
+
+def _task_counts(tasks: dict[str, Any]) -> tuple[int, int]:
+    running = int(tasks.get("running", 0))
+    total = int(tasks.get("total", sum(int(v) for v in tasks.values() if isinstance(v, int))))
+    return running, total
+
+
+def _checkpoint(raw: dict[str, Any] | None) -> CheckpointInfo | None:
+    if not raw:
+        return None
+    return CheckpointInfo(
+        checkpoint_id=int(raw.get("id", -1)),
+        status=str(raw.get("status", "COMPLETED")),
+        external_path=raw.get("external_path") or raw.get("external-path"),
+        trigger_ms=int(raw.get("trigger_timestamp", 0) or 0),
+        latest_ack_ms=raw.get("latest_ack_timestamp"),
+        duration_ms=raw.get("end_to_end_duration"),
+        size_bytes=raw.get("checkpointed_size", raw.get("state_size")),
+        failure_message=raw.get("failure_message"),
+        is_savepoint=bool(raw.get("is_savepoint", raw.get("savepoint", False))),
+    )
+
+
+class FlinkClient:
+    """Async client for one Flink cluster's REST endpoint; every call has a timeout."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        submit_timeout_s: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._submit_timeout = submit_timeout_s
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s, transport=transport)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, *, timeout: float | None = None, **kw: Any) -> Any:
+        try:
+            if timeout is not None:
+                kw["timeout"] = timeout
+            resp = await self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise FlinkUnavailable(f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 400:
+            errors = _errors_of(resp)
+            if resp.status_code == 404:
+                raise JobNotFound("; ".join(errors) or "not found", 404)
+            program = _program_error(errors)
+            if program is not None:
+                raise FlinkRejected(program, resp.status_code)
+            if resp.status_code >= 500:
+                raise FlinkUnavailable(f"{method} {path}: HTTP {resp.status_code}: {'; '.join(errors)[:500]}")
+            raise FlinkRejected("; ".join(errors)[:2000] or f"HTTP {resp.status_code}", resp.status_code)
+        if not resp.content:
+            return {}
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise FlinkUnavailable(f"{method} {path}: unreadable answer ({exc})") from exc
+
+    async def overview(self) -> ClusterOverview:
+        data = await self._request("GET", "/overview")
+        try:
+            return ClusterOverview(
+                flink_version=str(data["flink-version"]),
+                taskmanagers=int(data["taskmanagers"]),
+                slots_total=int(data["slots-total"]),
+                slots_available=int(data["slots-available"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FlinkUnavailable(f"/overview answered without the expected fields: {exc}") from exc
+
+    async def jobs_overview(self) -> list[JobSummary]:
+        data = await self._request("GET", "/jobs/overview")
+        try:
+            jobs = data["jobs"]
+            out = []
+            for j in jobs:
+                running, total = _task_counts(j.get("tasks", {}))
+                out.append(
+                    JobSummary(j["jid"], j.get("name", ""), j["state"], running, total, int(j.get("start-time", 0)))
+                )
+            return out
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FlinkUnavailable(f"/jobs/overview answered without the expected fields: {exc}") from exc
+
+    async def job_config(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"/jobs/{job_id}/config")
+        return result
+
+    async def checkpoint_config(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self._request("GET", f"/jobs/{job_id}/checkpoints/config")
+            return result
+        except JobNotFound:
+            return None
+
+    async def checkpoints(self, job_id: str) -> CheckpointStats:
+        data = await self._request("GET", f"/jobs/{job_id}/checkpoints")
+        counts = data.get("counts", {})
+        latest = data.get("latest") or {}
+        restored = latest.get("restored") or {}
+        return CheckpointStats(
+            completed=int(counts.get("completed", 0)),
+            failed=int(counts.get("failed", 0)),
+            in_progress=int(counts.get("in_progress", 0)),
+            restored=int(counts.get("restored", 0)),
+            latest_completed=_checkpoint(latest.get("completed")),
+            latest_failed=_checkpoint(latest.get("failed")),
+            latest_restored_path=restored.get("external_path") if restored else None,
+            history=[c for c in (_checkpoint(h) for h in data.get("history", [])) if c is not None],
+        )
+
+    async def exceptions(self, job_id: str) -> list[dict[str, Any]]:
+        data = await self._request("GET", f"/jobs/{job_id}/exceptions")
+        history = data.get("exceptionHistory", {}).get("entries", [])
+        return [
+            {
+                "timestamp_ms": e.get("timestamp"),
+                "exception": e.get("exceptionName"),
+                "message": (e.get("stacktrace") or "").split("\n")[0],
+                "stacktrace": e.get("stacktrace"),
+                "task": e.get("taskName"),
+            }
+            for e in history
+        ]
+
+    async def list_jars(self) -> list[dict[str, Any]]:
+        data = await self._request("GET", "/jars")
+        files: list[dict[str, Any]] = data.get("files", [])
+        return files
+
+    async def upload_jar(self, path: Path, name: str) -> str:
+        content = await asyncio.to_thread(path.read_bytes)
+        data = await self._request(
+            "POST",
+            "/jars/upload",
+            timeout=self._submit_timeout,
+            files={"jarfile": (name, content, "application/x-java-archive")},
+        )
+        return str(data["filename"]).rsplit("/", 1)[-1]
+
+    async def run_jar(self, jar_id: str, run: JarRun) -> str:
+        data = await self._request("POST", f"/jars/{jar_id}/run", json=run.body(), timeout=self._submit_timeout)
+        return str(data["jobid"])
+
+    async def plan_jar(self, jar_id: str, run: JarRun) -> dict[str, Any]:
+        body = run.body()
+        body.pop("jobId", None)
+        result: dict[str, Any] = await self._request(
+            "POST", f"/jars/{jar_id}/plan", json=body, timeout=self._submit_timeout
+        )
+        return result
+
+    async def trigger_savepoint(self, job_id: str, target_dir: str | None) -> str:
+        body: dict[str, Any] = {"cancel-job": False}
+        if target_dir:
+            body["target-directory"] = target_dir
+        data = await self._request("POST", f"/jobs/{job_id}/savepoints", json=body)
+        return str(data["request-id"])
+
+    async def stop_with_savepoint(self, job_id: str, target_dir: str | None, drain: bool) -> str:
+        body: dict[str, Any] = {"drain": drain}
+        if target_dir:
+            body["targetDirectory"] = target_dir
+        data = await self._request("POST", f"/jobs/{job_id}/stop", json=body)
+        return str(data["request-id"])
+
+    async def savepoint_status(self, job_id: str, trigger_id: str) -> SavepointResult:
+        data = await self._request("GET", f"/jobs/{job_id}/savepoints/{trigger_id}")
+        if data.get("status", {}).get("id") != "COMPLETED":
+            return SavepointResult(False, None, None)
+        op = data.get("operation") or {}
+        cause = op.get("failure-cause")
+        if cause:
+            text = cause.get("stack-trace") or cause.get("class") or str(cause)
+            return SavepointResult(True, None, str(text).split("\n")[0])
+        return SavepointResult(True, op.get("location"), None)
+
+    async def cancel(self, job_id: str) -> None:
+        await self._request("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
+
+
+def _errors_of(resp: httpx.Response) -> list[str]:
+    try:
+        data = resp.json()
+    except ValueError:
+        return [resp.text[:2000]]
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, list):
+        return [str(e) for e in errors]
+    return [str(data)[:2000]]

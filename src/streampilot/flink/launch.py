@@ -1,0 +1,134 @@
+"""Turning an application version into a jar run on a session cluster, and submitting it.
+
+All three kinds go through the JobManager's jar-run endpoint, which starts a job in well under a
+second (``flink run`` costs seconds of client start-up):
+- sql: our small SQL runner (compiled once per Flink version from the Java source shipped with
+  streampilot) gets the classified statements as arguments;
+- jar: the user's jar with its entry class and arguments;
+- python: Flink's own ``PythonDriver`` from the distribution's flink-python jar runs the script.
+The job id is chosen by us before submission, so a crash between submit and store cannot lead to
+a second job: the id is already recorded and the tracker finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from streampilot.domain.sqlscript import Statement, StatementKind
+from streampilot.flink.client import FlinkClient, JarRun, JobNotFound
+from streampilot.flink.homes import HomeInfo
+
+RUNNER_SOURCE = Path(__file__).parent / "runner" / "StreampilotSqlRunner.java"
+RUNNER_CLASS = "io.streampilot.StreampilotSqlRunner"
+PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Submission:
+    jar: Path
+    run: JarRun
+    statements: list[Statement] | None = None
+
+
+def encode_statements(statements: list[Statement]) -> list[str]:
+    out = []
+    for s in statements:
+        payload = f"set:{s.key}\n{s.value}" if s.kind == StatementKind.SET else f"{s.kind.value}:{s.text}"
+        out.append(base64.b64encode(payload.encode()).decode())
+    return out
+
+
+def python_interpreter() -> str:
+    """The interpreter PyFlink jobs run with: ours, which has ``apache-flink`` installed."""
+    return sys.executable
+
+
+class RunnerBuilder:
+    """Compiles the SQL runner against a Flink home's lib/ once and caches the jar."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+        self._lock = asyncio.Lock()
+
+    async def sql_runner(self, home: HomeInfo) -> Path:
+        source_hash = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()[:12]
+        target = self.cache_dir / f"streampilot-sql-runner-{home.version}-{source_hash}.jar"
+        async with self._lock:
+            if target.exists():
+                return target
+            if shutil.which("javac") is None or shutil.which("jar") is None:
+                raise LaunchError("javac and jar (a JDK) are needed to build the SQL runner; install a JDK 17")
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                classes = Path(tmp) / "classes"
+                classes.mkdir()
+                await _run("javac", "-d", str(classes), "-cp", home.lib_classpath, str(RUNNER_SOURCE))
+                partial = Path(tmp) / "runner.jar"
+                await _run(
+                    "jar", "--create", "--file", str(partial), "--main-class", RUNNER_CLASS, "-C", str(classes), "."
+                )
+                shutil.move(str(partial), target)
+            return target
+
+
+async def _run(*cmd: str) -> None:
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
+    if proc.returncode != 0:
+        raise LaunchError(f"{cmd[0]} failed: {out.decode(errors='replace')[-2000:]}")
+
+
+class JarUploads:
+    """Uploads each distinct jar once per cluster and remembers its Flink jar id."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
+        self._digests: dict[tuple[str, int, float], str] = {}
+        self._lock = asyncio.Lock()
+
+    async def _digest(self, path: Path) -> str:
+        st = await asyncio.to_thread(path.stat)
+        key = (str(path), st.st_size, st.st_mtime)
+        if key not in self._digests:
+            self._digests[key] = await asyncio.to_thread(lambda: hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+        return self._digests[key]
+
+    async def jar_id(self, client: FlinkClient, path: Path, *, refresh: bool = False) -> str:
+        digest = await self._digest(path)
+        key = (client.base_url, digest)
+        async with self._lock:
+            if refresh:
+                self._ids.pop(key, None)
+            if key not in self._ids:
+                name = f"sp-{digest}-{path.name}"
+                existing = [f for f in await client.list_jars() if f.get("name") == name]
+                self._ids[key] = str(existing[0]["id"]) if existing else await client.upload_jar(path, name)
+            return self._ids[key]
+
+    async def submit(self, client: FlinkClient, submission: Submission) -> str:
+        jar_id = await self.jar_id(client, submission.jar)
+        try:
+            return await client.run_jar(jar_id, submission.run)
+        except JobNotFound:
+            # The cluster lost its uploaded jars (restarted); upload again once.
+            jar_id = await self.jar_id(client, submission.jar, refresh=True)
+            return await client.run_jar(jar_id, submission.run)
+
+    async def plan(self, client: FlinkClient, submission: Submission) -> None:
+        jar_id = await self.jar_id(client, submission.jar)
+        try:
+            await client.plan_jar(jar_id, submission.run)
+        except JobNotFound:
+            jar_id = await self.jar_id(client, submission.jar, refresh=True)
+            await client.plan_jar(jar_id, submission.run)

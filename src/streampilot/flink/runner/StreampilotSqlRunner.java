@@ -1,0 +1,67 @@
+package io.streampilot;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+
+import org.apache.flink.table.api.EnvironmentSettings;
+import org.apache.flink.table.api.StatementSet;
+import org.apache.flink.table.api.TableEnvironment;
+
+/**
+ * Runs a Flink SQL script submitted by streampilot through the JobManager's jar-run endpoint.
+ *
+ * <p>Arguments are base64 encoded statements, already split and classified by streampilot:
+ * {@code set:<key>:<value>} for SET, {@code dml:<sql>} for INSERT (collected into one statement
+ * set, so the script becomes exactly one Flink job) and {@code ddl:<sql>} for everything else.
+ * The statement index is kept in error messages so streampilot can point at the script line.
+ */
+public final class StreampilotSqlRunner {
+
+    private StreampilotSqlRunner() {}
+
+    public static void main(String[] args) {
+        TableEnvironment tEnv = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
+        StatementSet inserts = tEnv.createStatementSet();
+        int dmlCount = 0;
+        for (int i = 0; i < args.length; i++) {
+            String decoded = new String(Base64.getDecoder().decode(args[i]), StandardCharsets.UTF_8);
+            int colon = decoded.indexOf(':');
+            String kind = decoded.substring(0, colon);
+            String body = decoded.substring(colon + 1);
+            try {
+                switch (kind) {
+                    case "set": {
+                        int sep = body.indexOf('\n');
+                        tEnv.getConfig().getConfiguration().setString(body.substring(0, sep), body.substring(sep + 1));
+                        break;
+                    }
+                    case "dml":
+                        inserts.addInsertSql(body);
+                        dmlCount++;
+                        break;
+                    default:
+                        tEnv.executeSql(body);
+                }
+            } catch (RuntimeException e) {
+                throw new IllegalArgumentException("streampilot statement " + (i + 1) + " failed: " + rootMessage(e), e);
+            }
+        }
+        if (dmlCount == 0) {
+            throw new IllegalArgumentException("streampilot: the script has no INSERT statement, so there is no job to run");
+        }
+        inserts.execute();
+    }
+
+    private static String rootMessage(Throwable e) {
+        StringBuilder sb = new StringBuilder();
+        Throwable t = e;
+        while (t != null) {
+            if (t.getMessage() != null) {
+                if (sb.length() > 0) sb.append(" | caused by: ");
+                sb.append(t.getMessage());
+            }
+            t = t.getCause() == t ? null : t.getCause();
+        }
+        return sb.toString();
+    }
+}

@@ -1,0 +1,54 @@
+"""``streampilot server``: open the platform, start what it owns, serve the API, clean up on exit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from streampilot.api.app import create_app
+from streampilot.services.platform import Platform
+from streampilot.settings import Settings
+
+log = logging.getLogger("streampilot")
+
+
+def serve(settings: Settings, *, host: str | None, port: int | None, example: bool, local_cluster: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = Platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        issued = await platform.open()
+        if issued:
+            log.info("admin API token written to %s (mode 0600)", settings.token_file)
+        else:
+            log.info("admin API token is in %s", settings.token_file)
+        platform.start_loops()
+        if local_cluster:
+            started = await platform.start_local_clusters(create_default=True)
+            for c in started:
+                log.info("local Flink cluster %r running; its UI: %s", c.name, c.rest_url)
+            if example and started:
+                app = await platform.create_example(started[0].id)
+                if app is not None:
+                    log.info("example application %r started (job %s)", app.name, app.job_id)
+        log.info(
+            "streampilot ready on http://%s:%s (API docs at /docs)",
+            host or settings.server.host,
+            port or settings.server.port,
+        )
+        try:
+            yield
+        finally:
+            await platform.stop_loops()
+            if local_cluster:
+                log.info("stopping the local Flink clusters started by this server")
+                await platform.stop_local_clusters()
+            await platform.close()
+
+    app = create_app(platform, lifespan=lifespan)
+    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_level="info")

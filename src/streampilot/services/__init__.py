@@ -1,0 +1,1 @@
+"""Use cases: lifecycle operations, applications, clusters and the observe/decide loops."""

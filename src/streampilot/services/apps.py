@@ -1,0 +1,219 @@
+"""Applications: create, edit (each edit a new immutable version), list, diff and delete."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from pydantic import ValidationError
+
+from streampilot.domain.apps import AppKind, AppSpec, check_name
+from streampilot.domain.errors import FieldProblem, SpecError
+from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
+from streampilot.flink.client import FlinkUnavailable
+from streampilot.services.clusters import ClusterService
+from streampilot.services.context import Context
+from streampilot.services.errors import Conflict, NotFound
+from streampilot.services.jars import JarService
+from streampilot.services.statewriter import record_event
+from streampilot.services.submissions import (
+    SubmissionBuilder,
+    check_jar_entry,
+    launch_config,
+    validate_on_cluster,
+)
+from streampilot.store.orm import App, AppEvent, AppVersion, Cluster
+
+
+def spec_from(data: dict[str, Any]) -> AppSpec:
+    try:
+        return AppSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(
+            [FieldProblem(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+        ) from None
+
+
+@dataclass
+class AppService:
+    ctx: Context
+
+    @property
+    def clusters(self) -> ClusterService:
+        return ClusterService(self.ctx)
+
+    async def get(self, app_id: int) -> App:
+        async with self.ctx.sessions() as s:
+            app = await s.get(App, app_id)
+        if app is None:
+            raise NotFound(f"no application with id {app_id}")
+        return app
+
+    async def find(self, ref: str) -> App:
+        """By id or by name (for the CLI)."""
+        async with self.ctx.sessions() as s:
+            cond = App.id == int(ref) if ref.isdigit() else App.name == ref
+            app = (await s.execute(sa.select(App).where(cond))).scalar_one_or_none()
+        if app is None:
+            raise NotFound(f"no application {ref!r}")
+        return app
+
+    async def list_apps(self, state: str | None = None, cluster_id: int | None = None) -> list[App]:
+        q = sa.select(App).order_by(App.id)
+        if state:
+            q = q.where(App.state == state.upper())
+        if cluster_id is not None:
+            q = q.where(App.cluster_id == cluster_id)
+        async with self.ctx.sessions() as s:
+            return list((await s.execute(q)).scalars())
+
+    async def spec(self, app_id: int, version: int | None = None) -> tuple[int, AppSpec]:
+        app = await self.get(app_id)
+        v = version or app.current_version
+        async with self.ctx.sessions() as s:
+            row = (
+                await s.execute(sa.select(AppVersion).where(AppVersion.app_id == app_id, AppVersion.version == v))
+            ).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"application {app.name!r} has no version {v}")
+        return v, AppSpec.model_validate(row.spec)
+
+    async def _check(self, name: str, cluster_id: int, spec: AppSpec, *, app_id: int | None) -> Cluster:
+        problem = check_name(name)
+        if problem:
+            raise SpecError.one("name", problem)
+        async with self.ctx.sessions() as s:
+            cluster = await s.get(Cluster, cluster_id)
+            clash = (await s.execute(sa.select(App.id).where(App.name == name))).scalar_one_or_none()
+        if cluster is None:
+            raise SpecError.one("cluster_id", f"no cluster with id {cluster_id}; list them with GET /api/v1/clusters")
+        if clash is not None and clash != app_id:
+            raise Conflict(f"an application named {name!r} already exists; choose another name")
+        launch_config(spec, name)
+        if spec.kind == AppKind.JAR:
+            assert spec.jar_id is not None
+            try:
+                jar = await JarService(self.ctx).get(spec.jar_id)
+            except NotFound:
+                raise SpecError.one("jar_id", f"no uploaded jar with id {spec.jar_id}; upload it first") from None
+            await check_jar_entry(jar, spec.entry_class)
+        if spec.kind == AppKind.SQL:
+            await self._plan_sql(name, cluster, spec)
+        return cluster
+
+    async def _plan_sql(self, name: str, cluster: Cluster, spec: AppSpec) -> None:
+        """Let Flink itself check the script when the cluster answers; otherwise start will."""
+        home = await self.clusters.home_info(cluster.flink_home_id)
+        submission = await SubmissionBuilder(self.ctx).build(
+            app_id=0, app_name=name, version=0, spec=spec, home=home, job_id=None
+        )
+        try:
+            await validate_on_cluster(self.ctx, self.ctx.client(cluster), submission, spec.kind)
+        except FlinkUnavailable:
+            pass
+
+    async def create(self, name: str, cluster_id: int, spec: AppSpec) -> App:
+        await self._check(name, cluster_id, spec, app_id=None)
+        async with self.ctx.sessions() as s, s.begin():
+            app = App(
+                name=name,
+                cluster_id=cluster_id,
+                current_version=1,
+                state=AppState.CREATED.value,
+                desired_state="STOPPED",
+            )
+            s.add(app)
+            try:
+                await s.flush()
+            except sa.exc.IntegrityError:
+                raise Conflict(f"an application named {name!r} already exists; choose another name") from None
+            s.add(AppVersion(app_id=app.id, version=1, spec=spec.model_dump(mode="json")))
+            await record_event(s, app, AppState.CREATED, Cause.USER, "application created (version 1)", from_state="")
+            return app
+
+    async def update(self, app_id: int, changes: dict[str, Any]) -> App:
+        app = await self.get(app_id)
+        version, spec = await self.spec(app_id)
+        name = changes.pop("name", None) or app.name
+        cluster_id = changes.pop("cluster_id", None) or app.cluster_id
+        wanted_version = changes.pop("current_version", None)
+        merged = {**spec.model_dump(mode="json"), **changes}
+        new_spec = spec_from(merged) if changes else spec
+        if cluster_id != app.cluster_id and AppState(app.state) in ACTIVE_STATES:
+            raise Conflict("the application is running; stop it before moving it to another cluster")
+        await self._check(name, cluster_id, new_spec, app_id=app_id)
+        async with self.ctx.sessions() as s, s.begin():
+            row = await s.get(App, app_id, with_for_update=True)
+            assert row is not None
+            notes = []
+            if new_spec != spec:
+                latest = (
+                    await s.execute(sa.select(sa.func.max(AppVersion.version)).where(AppVersion.app_id == app_id))
+                ).scalar_one()
+                row.current_version = latest + 1
+                s.add(AppVersion(app_id=app_id, version=row.current_version, spec=new_spec.model_dump(mode="json")))
+                notes.append(f"version {row.current_version} created from version {version}")
+            elif wanted_version is not None:
+                exists = (
+                    await s.execute(
+                        sa.select(AppVersion.id).where(
+                            AppVersion.app_id == app_id, AppVersion.version == int(wanted_version)
+                        )
+                    )
+                ).first()
+                if not exists:
+                    raise SpecError.one("current_version", f"the application has no version {wanted_version}")
+                row.current_version = int(wanted_version)
+                notes.append(f"version {wanted_version} chosen to run")
+            if name != row.name:
+                notes.append(f"renamed from {row.name!r} to {name!r}")
+                row.name = name
+            if cluster_id != row.cluster_id:
+                notes.append(f"moved to cluster {cluster_id}")
+                row.cluster_id = cluster_id
+            if notes:
+                await record_event(s, row, row.state, Cause.USER, "; ".join(notes))
+            return row
+
+    async def delete(self, app_id: int) -> None:
+        app = await self.get(app_id)
+        if AppState(app.state) in ACTIVE_STATES:
+            raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before deleting it")
+        if app.operation:
+            raise Conflict(f"a {app.operation} of application {app.name!r} is in progress; wait for it")
+        async with self.ctx.sessions() as s, s.begin():
+            await s.execute(sa.delete(App).where(App.id == app_id))
+
+    async def versions(self, app_id: int) -> list[AppVersion]:
+        await self.get(app_id)
+        async with self.ctx.sessions() as s:
+            return list(
+                (
+                    await s.execute(
+                        sa.select(AppVersion).where(AppVersion.app_id == app_id).order_by(AppVersion.version)
+                    )
+                ).scalars()
+            )
+
+    async def diff(self, app_id: int, a: int, b: int) -> str:
+        _, spec_a = await self.spec(app_id, a)
+        _, spec_b = await self.spec(app_id, b)
+
+        def text(spec: AppSpec) -> list[str]:
+            data = spec.model_dump(mode="json", exclude_none=True)
+            return yaml.safe_dump(data, sort_keys=True, allow_unicode=True).splitlines(keepends=True)
+
+        return "".join(difflib.unified_diff(text(spec_a), text(spec_b), f"version {a}", f"version {b}"))
+
+    async def events(self, app_id: int, limit: int = 200) -> list[AppEvent]:
+        await self.get(app_id)
+        async with self.ctx.sessions() as s:
+            rows = (
+                await s.execute(
+                    sa.select(AppEvent).where(AppEvent.app_id == app_id).order_by(AppEvent.id.desc()).limit(limit)
+                )
+            ).scalars()
+            return list(reversed(list(rows)))

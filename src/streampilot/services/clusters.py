@@ -1,0 +1,221 @@
+"""Flink homes and clusters: registration, and the local clusters the platform owns."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+
+from streampilot.domain.errors import SpecError
+from streampilot.flink.client import FlinkClient, FlinkError
+from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, inspect_home
+from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
+from streampilot.services.context import Context
+from streampilot.services.errors import Conflict, NotFound, Unavailable
+from streampilot.store.orm import App, Cluster, FlinkHome
+
+LOCAL = "local"
+STANDALONE = "standalone"
+CLUSTER_KINDS = (LOCAL, STANDALONE)
+
+
+@dataclass
+class ClusterService:
+    ctx: Context
+
+    # ---- Flink homes -------------------------------------------------------------------------
+    async def list_homes(self) -> list[FlinkHome]:
+        async with self.ctx.sessions() as s:
+            return list((await s.execute(sa.select(FlinkHome).order_by(FlinkHome.id))).scalars())
+
+    async def register_bundled_home(self) -> FlinkHome | None:
+        path = bundled_home_path()
+        if path is None:
+            return None
+        info = await asyncio.to_thread(inspect_home, path)
+        async with self.ctx.sessions() as s, s.begin():
+            home = (await s.execute(sa.select(FlinkHome).where(FlinkHome.bundled.is_(True)))).scalar_one_or_none()
+            if home is None:
+                home = FlinkHome(
+                    name=f"bundled-{info.version}", path=str(info.path), version=info.version, bundled=True
+                )
+                s.add(home)
+            else:
+                home.path, home.version, home.name = str(info.path), info.version, f"bundled-{info.version}"
+            await s.flush()
+            return home
+
+    async def add_home(self, name: str, path: str) -> FlinkHome:
+        try:
+            info = await asyncio.to_thread(lambda: inspect_home(Path(path).expanduser()))
+        except NotAFlinkHome as exc:
+            raise SpecError.one("path", str(exc)) from None
+        async with self.ctx.sessions() as s, s.begin():
+            if (await s.execute(sa.select(FlinkHome).where(FlinkHome.name == name))).first():
+                raise Conflict(f"a Flink home named {name!r} already exists; choose another name")
+            home = FlinkHome(name=name, path=str(info.path), version=info.version, bundled=False)
+            s.add(home)
+            await s.flush()
+            return home
+
+    async def home_info(self, home_id: int | None) -> HomeInfo:
+        """The given home, or the bundled one (used to build the SQL runner for remote clusters)."""
+        async with self.ctx.sessions() as s:
+            if home_id is not None:
+                home = await s.get(FlinkHome, home_id)
+            else:
+                home = (
+                    (await s.execute(sa.select(FlinkHome).order_by(FlinkHome.bundled.desc(), FlinkHome.id)))
+                    .scalars()
+                    .first()
+                )
+        if home is None:
+            raise Conflict("no Flink home is registered; install streampilot with its 'flink' extra or add one")
+        try:
+            return await asyncio.to_thread(inspect_home, Path(home.path))
+        except NotAFlinkHome as exc:
+            raise Conflict(f"Flink home {home.name!r} is no longer usable: {exc}") from None
+
+    # ---- clusters ----------------------------------------------------------------------------
+    async def list_clusters(self) -> list[Cluster]:
+        async with self.ctx.sessions() as s:
+            return list((await s.execute(sa.select(Cluster).order_by(Cluster.id))).scalars())
+
+    async def get(self, cluster_id: int) -> Cluster:
+        async with self.ctx.sessions() as s:
+            cluster = await s.get(Cluster, cluster_id)
+        if cluster is None:
+            raise NotFound(f"no cluster with id {cluster_id}")
+        return cluster
+
+    async def add(
+        self,
+        name: str,
+        kind: str,
+        *,
+        rest_url: str | None = None,
+        flink_home_id: int | None = None,
+        slots: int | None = None,
+        taskmanagers: int = 1,
+    ) -> Cluster:
+        if kind not in CLUSTER_KINDS:
+            raise SpecError.one("kind", f"unknown cluster kind {kind!r}; use one of {', '.join(CLUSTER_KINDS)}")
+        options: dict[str, Any] = {}
+        version: str | None = None
+        if kind == STANDALONE:
+            if not rest_url:
+                raise SpecError.one("rest_url", "a standalone cluster needs the REST address of its JobManager")
+            parsed = urlparse(rest_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise SpecError.one("rest_url", f"{rest_url!r} is not an http(s) URL like http://host:8081")
+            client = FlinkClient(rest_url, timeout_s=5)
+            try:
+                version = (await client.overview()).flink_version
+            except FlinkError as exc:
+                raise SpecError.one("rest_url", f"no Flink REST API answers at {rest_url}: {exc}") from None
+            finally:
+                await client.close()
+        else:
+            home = await self.home_info(flink_home_id)
+            version = home.version
+            options = {
+                "rest_port": free_port(),
+                "rpc_port": free_port(),
+                "slots": slots or self.ctx.settings.flink.local_slots,
+                "taskmanagers": taskmanagers,
+            }
+            rest_url = f"http://127.0.0.1:{options['rest_port']}"
+            if flink_home_id is None:
+                flink_home_id = await self._home_id_for(home)
+        async with self.ctx.sessions() as s, s.begin():
+            if (await s.execute(sa.select(Cluster).where(Cluster.name == name))).first():
+                raise Conflict(f"a cluster named {name!r} already exists; choose another name")
+            cluster = Cluster(
+                name=name,
+                kind=kind,
+                rest_url=rest_url,
+                flink_home_id=flink_home_id,
+                flink_version=version,
+                options=options,
+                desired_running=False,
+            )
+            s.add(cluster)
+            await s.flush()
+            return cluster
+
+    async def _home_id_for(self, home: HomeInfo) -> int | None:
+        async with self.ctx.sessions() as s:
+            row = (await s.execute(sa.select(FlinkHome.id).where(FlinkHome.path == str(home.path)))).first()
+        return row[0] if row else None
+
+    async def delete(self, cluster_id: int) -> None:
+        cluster = await self.get(cluster_id)
+        async with self.ctx.sessions() as s:
+            used = (
+                await s.execute(sa.select(sa.func.count()).select_from(App).where(App.cluster_id == cluster_id))
+            ).scalar_one()
+        if used:
+            raise Conflict(f"cluster {cluster.name!r} still has {used} application(s); delete or move them first")
+        if cluster.kind == LOCAL:
+            await (await self.local(cluster)).stop()
+        async with self.ctx.sessions() as s, s.begin():
+            await s.execute(sa.delete(Cluster).where(Cluster.id == cluster_id))
+        self.ctx.forget_client(cluster_id)
+
+    async def local(self, cluster: Cluster) -> LocalCluster:
+        if cluster.kind != LOCAL:
+            raise Conflict(
+                f"cluster {cluster.name!r} is {cluster.kind}; only local clusters are started by the platform"
+            )
+        home = await self.home_info(cluster.flink_home_id)
+        opts = cluster.options
+        return LocalCluster(
+            LocalClusterLayout(
+                home=home,
+                root=self.ctx.home / "clusters" / cluster.name,
+                rest_port=int(opts["rest_port"]),
+                rpc_port=int(opts["rpc_port"]),
+                slots=int(opts.get("slots", 4)),
+                taskmanagers=int(opts.get("taskmanagers", 1)),
+            )
+        )
+
+    async def start(self, cluster_id: int) -> Cluster:
+        cluster = await self.get(cluster_id)
+        local = await self.local(cluster)
+        try:
+            await local.start(self.ctx.settings.flink.local_ready_timeout_s)
+        except LocalClusterError as exc:
+            raise Unavailable(str(exc)) from None
+        async with self.ctx.sessions() as s, s.begin():
+            row = await s.get(Cluster, cluster_id)
+            assert row is not None
+            row.desired_running = True
+            return row
+
+    async def stop(self, cluster_id: int) -> Cluster:
+        cluster = await self.get(cluster_id)
+        local = await self.local(cluster)
+        await local.stop()
+        async with self.ctx.sessions() as s, s.begin():
+            row = await s.get(Cluster, cluster_id)
+            assert row is not None
+            row.desired_running = False
+            return row
+
+    async def status(self, cluster: Cluster) -> dict[str, Any]:
+        try:
+            ov = await self.ctx.client(cluster).overview()
+        except FlinkError as exc:
+            return {"reachable": False, "error": str(exc)}
+        return {
+            "reachable": True,
+            "flink_version": ov.flink_version,
+            "taskmanagers": ov.taskmanagers,
+            "slots_total": ov.slots_total,
+            "slots_available": ov.slots_available,
+        }

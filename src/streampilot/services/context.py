@@ -1,0 +1,51 @@
+"""The platform's shared parts, built once at start-up and handed to every service."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from streampilot.flink.client import FlinkClient
+from streampilot.flink.launch import JarUploads, RunnerBuilder
+from streampilot.settings import Settings
+from streampilot.store.orm import Cluster
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    runners: RunnerBuilder
+    uploads: JarUploads = field(default_factory=JarUploads)
+    _clients: dict[int, FlinkClient] = field(default_factory=dict)
+    _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    def client(self, cluster: Cluster) -> FlinkClient:
+        """One pooled REST client per cluster; replaced if the cluster's address changed."""
+        existing = self._clients.get(cluster.id)
+        if existing is not None and existing.base_url == (cluster.rest_url or "").rstrip("/"):
+            return existing
+        client = FlinkClient(
+            cluster.rest_url or "http://127.0.0.1:1",
+            timeout_s=self.settings.flink.request_timeout_s,
+            submit_timeout_s=self.settings.flink.submit_timeout_s,
+        )
+        self._clients[cluster.id] = client
+        return client
+
+    def forget_client(self, cluster_id: int) -> None:
+        self._clients.pop(cluster_id, None)
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+        await self.engine.dispose()

@@ -1,0 +1,21 @@
+"""Errors of the use cases, each mapped to one HTTP status and one CLI message."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class Unavailable(ServiceError):
+    """A cluster or other dependency did not answer; the outcome may be unknown."""
+
+    status = 502

@@ -1,0 +1,81 @@
+"""User jars: stored once under STREAMPILOT_HOME/jars, checked to really be Java archives."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from streampilot.domain.errors import SpecError
+from streampilot.services.context import Context
+from streampilot.services.errors import NotFound
+from streampilot.store.orm import Jar
+
+MAX_JAR_BYTES = 512 * 1024 * 1024
+
+
+def _inspect(path: Path) -> tuple[str | None, set[str]]:
+    """(Main-Class from the manifest, class names); raises SpecError if not a jar."""
+    if not zipfile.is_zipfile(path):
+        raise SpecError.one("file", "the upload is not a jar (not a zip archive); upload the job's .jar file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            classes = {n[:-6].replace("/", ".") for n in names if n.endswith(".class")}
+            main = None
+            if "META-INF/MANIFEST.MF" in names:
+                for line in zf.read("META-INF/MANIFEST.MF").decode("utf-8", "replace").splitlines():
+                    if line.startswith("Main-Class:"):
+                        main = line.split(":", 1)[1].strip() or None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SpecError.one("file", f"the jar cannot be read: {exc}") from None
+    if not classes:
+        raise SpecError.one("file", "the jar contains no Java classes")
+    return main, classes
+
+
+def jar_classes(path: Path) -> tuple[str | None, set[str]]:
+    return _inspect(path)
+
+
+@dataclass
+class JarService:
+    ctx: Context
+
+    async def store(self, filename: str, content: bytes) -> Jar:
+        if not content:
+            raise SpecError.one("file", "the upload is empty")
+        if len(content) > MAX_JAR_BYTES:
+            raise SpecError.one("file", f"the jar is larger than {MAX_JAR_BYTES // 2**20} MiB")
+        digest = hashlib.sha256(content).hexdigest()
+        folder = self.ctx.home / "jars"
+        path = folder / f"{digest[:16]}.jar"
+
+        def write() -> tuple[str | None, set[str]]:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(content)
+            try:
+                found = _inspect(tmp)
+            except SpecError:
+                tmp.unlink(missing_ok=True)
+                raise
+            tmp.replace(path)
+            return found
+
+        main, _ = await asyncio.to_thread(write)
+        safe_name = Path(filename or "job.jar").name[:200] or "job.jar"
+        async with self.ctx.sessions() as s, s.begin():
+            jar = Jar(filename=safe_name, sha256=digest, size=len(content), path=str(path), main_class=main)
+            s.add(jar)
+            await s.flush()
+            return jar
+
+    async def get(self, jar_id: int) -> Jar:
+        async with self.ctx.sessions() as s:
+            jar = await s.get(Jar, jar_id)
+        if jar is None:
+            raise NotFound(f"no jar with id {jar_id}")
+        return jar

@@ -1,0 +1,319 @@
+"""Lifecycle operations: start, stop (with savepoint), cancel and savepoint, one at a time per app.
+
+Each operation holds the application's operation slot (a conditional UPDATE, so it works across
+processes and survives nothing but itself); a second operation meanwhile is a Conflict (HTTP 409).
+State changes go through ``set_app_state``; the observer (tracker) confirms their outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+
+from streampilot.domain.apps import AppKind
+from streampilot.domain.errors import SpecError
+from streampilot.domain.states import ACTIVE_STATES, STARTABLE_STATES, AppState, Cause
+from streampilot.flink.client import FlinkClient, FlinkError, FlinkRejected, FlinkUnavailable, SavepointResult
+from streampilot.services.apps import AppService
+from streampilot.services.clusters import ClusterService
+from streampilot.services.context import Context
+from streampilot.services.errors import Conflict, NotFound, Unavailable
+from streampilot.services.statewriter import lock_app, record_event, set_app_state
+from streampilot.services.submissions import SubmissionBuilder, explain_rejection
+from streampilot.store.orm import App, Cluster, Snapshot, utcnow
+
+STALE_OPERATION = timedelta(minutes=15)
+
+
+def local_path(path: str) -> Path | None:
+    parsed = urlparse(path)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" and path.startswith("/"):
+        return Path(path)
+    return None
+
+
+def snapshot_exists(path: str) -> bool:
+    """False only if we can see that a local snapshot is gone; remote paths are trusted."""
+    local = local_path(path)
+    if local is None:
+        return True
+    return (local / "_metadata").exists() or (local.is_file() and local.name == "_metadata")
+
+
+@dataclass
+class Lifecycle:
+    ctx: Context
+    observe: object | None = None  # the tracker, for a direct observation after an operation
+
+    @property
+    def apps(self) -> AppService:
+        return AppService(self.ctx)
+
+    @asynccontextmanager
+    async def operation(self, app_id: int, name: str) -> AsyncIterator[None]:
+        now = utcnow()
+        async with self.ctx.sessions() as s, s.begin():
+            result = await s.execute(
+                sa.update(App)
+                .where(App.id == app_id, sa.or_(App.operation.is_(None), App.operation_since < now - STALE_OPERATION))
+                .values(operation=name, operation_since=now)
+            )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            app = await self.apps.get(app_id)
+            raise Conflict(
+                f"a {app.operation} of application {app.name!r} is already in progress; wait for it to finish"
+            )
+        try:
+            yield
+        finally:
+            async with self.ctx.sessions() as s, s.begin():
+                await s.execute(
+                    sa.update(App)
+                    .where(App.id == app_id, App.operation == name)
+                    .values(operation=None, operation_since=None)
+                )
+
+    async def _cluster(self, app: App) -> tuple[Cluster, FlinkClient]:
+        async with self.ctx.sessions() as s:
+            cluster = await s.get(Cluster, app.cluster_id)
+        if cluster is None:
+            raise NotFound(f"the cluster of application {app.name!r} no longer exists")
+        return cluster, self.ctx.client(cluster)
+
+    async def resolve_restore(self, app: App, restore: str) -> str | None:
+        if restore in ("", "none"):
+            return None
+        if restore != "latest":
+            if not snapshot_exists(restore):
+                raise SpecError.one("restore", f"no savepoint or checkpoint at {restore} (no _metadata there)")
+            return restore
+        async with self.ctx.sessions() as s:
+            rows = (
+                await s.execute(
+                    sa.select(Snapshot)
+                    .where(Snapshot.app_id == app.id)
+                    .order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+                )
+            ).scalars()
+            candidates = [r.path for r in rows]
+        for path in candidates:
+            if await asyncio.to_thread(snapshot_exists, path):
+                return path
+        raise SpecError.one(
+            "restore",
+            f"application {app.name!r} has no savepoint or retained checkpoint to "
+            "restore from; start with restore 'none' or give a path",
+        )
+
+    async def start(
+        self, app_id: int, *, restore: str = "none", allow_non_restored_state: bool = False, version: int | None = None
+    ) -> App:
+        async with self.operation(app_id, "start"):
+            app = await self.apps.get(app_id)
+            if AppState(app.state) not in STARTABLE_STATES:
+                raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
+            chosen, spec = await self.apps.spec(app_id, version)
+            cluster, client = await self._cluster(app)
+            home = await ClusterService(self.ctx).home_info(cluster.flink_home_id)
+            restore_path = await self.resolve_restore(app, restore)
+            job_id = uuid.uuid4().hex
+            submission = await SubmissionBuilder(self.ctx).build(
+                app_id=app.id,
+                app_name=app.name,
+                version=chosen,
+                spec=spec,
+                home=home,
+                job_id=job_id,
+                restore_path=restore_path,
+                allow_non_restored_state=allow_non_restored_state,
+            )
+            previous = AppState(app.state)
+            previous_job = app.job_id
+            how = f"from {restore_path}" if restore_path else "without restoring state"
+            async with self.ctx.sessions() as s, s.begin():
+                row = await lock_app(s, app_id)
+                assert row is not None
+                # Recorded before submission: after a crash the tracker finds this job id.
+                await set_app_state(
+                    s,
+                    row,
+                    AppState.STARTING,
+                    Cause.USER,
+                    f"start of version {chosen} on cluster {cluster.name!r} {how} (job {job_id})",
+                    job_id=job_id,
+                    submitted_at=utcnow(),
+                    launch_config=submission.run.configuration,
+                    running_version=chosen,
+                    desired_state="RUNNING",
+                    job_state=None,
+                    tasks_running=None,
+                    tasks_total=None,
+                    unconfirmed_since=None,
+                    config_verified=None,
+                    config_mismatches=None,
+                    last_checkpoint=None,
+                )
+            try:
+                await self.ctx.uploads.submit(client, submission)
+            except FlinkRejected as exc:
+                error = explain_rejection(submission, exc, spec.kind)
+                await self._roll_back_start(app_id, previous, previous_job, f"Flink rejected the job: {error}")
+                raise error from None
+            except FlinkUnavailable as exc:
+                async with self.ctx.sessions() as s, s.begin():
+                    row = await lock_app(s, app_id)
+                    assert row is not None
+                    await record_event(
+                        s,
+                        row,
+                        row.state,
+                        Cause.SYSTEM,
+                        f"submission outcome unknown ({exc}); the tracker looks for job {job_id}",
+                    )
+                raise Unavailable(
+                    f"cluster {cluster.name!r} did not answer the submission: {exc}; the job may "
+                    f"still start, the tracker watches for job {job_id}"
+                ) from None
+        return await self.apps.get(app_id)
+
+    async def _roll_back_start(self, app_id: int, previous: AppState, previous_job: str | None, why: str) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            assert row is not None
+            await set_app_state(
+                s, row, previous, Cause.USER, why, job_id=previous_job, desired_state="STOPPED", submitted_at=None
+            )
+
+    async def _require_active(self, app_id: int) -> tuple[App, FlinkClient]:
+        app = await self.apps.get(app_id)
+        if AppState(app.state) not in ACTIVE_STATES or not app.job_id:
+            raise Conflict(f"application {app.name!r} is {app.state}, not running")
+        _, client = await self._cluster(app)
+        return app, client
+
+    async def _await_savepoint(self, client: FlinkClient, job_id: str, trigger: str) -> SavepointResult:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.settings.flink.savepoint_timeout_s
+        while loop.time() < deadline:
+            try:
+                result = await client.savepoint_status(job_id, trigger)
+            except FlinkUnavailable:
+                result = SavepointResult(False, None, None)
+            if result.done:
+                return result
+            await asyncio.sleep(0.3)
+        return SavepointResult(True, None, f"no result after {self.ctx.settings.flink.savepoint_timeout_s:.0f} s")
+
+    async def _snapshot(self, app: App, path: str, trigger: str) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            s.add(Snapshot(app_id=app.id, job_id=app.job_id or "", kind="savepoint", trigger=trigger, path=path))
+
+    async def snapshots(self, app_id: int, kind: str) -> list[Snapshot]:
+        await self.apps.get(app_id)
+        async with self.ctx.sessions() as s:
+            return list(
+                (
+                    await s.execute(
+                        sa.select(Snapshot)
+                        .where(Snapshot.app_id == app_id, Snapshot.kind == kind)
+                        .order_by(Snapshot.id.desc())
+                    )
+                ).scalars()
+            )
+
+    async def stop(self, app_id: int, *, savepoint: bool = True, drain: bool = False) -> App:
+        if not savepoint:
+            return await self.cancel(app_id)
+        async with self.operation(app_id, "stop"):
+            app, client = await self._require_active(app_id)
+            job_id = app.job_id
+            assert job_id is not None
+            previous = AppState(app.state)
+            try:
+                trigger = await client.stop_with_savepoint(job_id, None, drain)
+            except FlinkError as exc:
+                raise _flink_failure("stop", app, exc) from None
+            await self._set(
+                app_id, AppState.STOPPING, f"stop with savepoint requested (drain={drain})", desired_state="STOPPED"
+            )
+            result = await self._await_savepoint(client, job_id, trigger)
+            if result.path is None:
+                await self._set(app_id, previous, f"stop with savepoint failed: {result.failure}")
+                raise Conflict(f"Flink could not stop {app.name!r} with a savepoint: {result.failure}")
+            await self._snapshot(app, result.path, "stop")
+            await self._note(app_id, f"savepoint {result.path} written; job stopping")
+            await self._wait_terminal(app_id)
+        return await self.apps.get(app_id)
+
+    async def cancel(self, app_id: int) -> App:
+        async with self.operation(app_id, "cancel"):
+            app, client = await self._require_active(app_id)
+            assert app.job_id is not None
+            try:
+                await client.cancel(app.job_id)
+            except FlinkError as exc:
+                raise _flink_failure("cancel", app, exc) from None
+            await self._set(app_id, AppState.STOPPING, "cancel requested", desired_state="STOPPED")
+            await self._wait_terminal(app_id)
+        return await self.apps.get(app_id)
+
+    async def savepoint(self, app_id: int) -> str:
+        async with self.operation(app_id, "savepoint"):
+            app, client = await self._require_active(app_id)
+            assert app.job_id is not None
+            try:
+                trigger = await client.trigger_savepoint(app.job_id, None)
+            except FlinkError as exc:
+                raise _flink_failure("savepoint", app, exc) from None
+            result = await self._await_savepoint(client, app.job_id, trigger)
+            if result.path is None:
+                await self._note(app_id, f"savepoint failed: {result.failure}")
+                raise Conflict(f"Flink could not take a savepoint of {app.name!r}: {result.failure}")
+            await self._snapshot(app, result.path, "user")
+            await self._note(app_id, f"savepoint {result.path} written")
+            return result.path
+
+    async def _set(self, app_id: int, to: AppState, why: str, **fields: Any) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            assert row is not None
+            await set_app_state(s, row, to, Cause.USER, why, **fields)
+
+    async def _note(self, app_id: int, detail: str) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            assert row is not None
+            await record_event(s, row, row.state, Cause.USER, detail)
+
+    async def _wait_terminal(self, app_id: int, timeout_s: float = 30) -> None:
+        """Observe the app directly until Flink reports its job ended (or time runs out)."""
+        tracker = self.observe
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            if tracker is not None:
+                await tracker.observe_app(app_id)  # type: ignore[attr-defined]
+            app = await self.apps.get(app_id)
+            if AppState(app.state) not in ACTIVE_STATES:
+                return
+            await asyncio.sleep(0.2)
+
+
+def _flink_failure(what: str, app: App, exc: FlinkError) -> Exception:
+    if isinstance(exc, FlinkUnavailable):
+        return Unavailable(f"cluster of {app.name!r} did not answer the {what} request: {exc}")
+    return Conflict(f"Flink refused to {what} {app.name!r}: {exc}")
+
+
+__all__ = ["AppKind", "Lifecycle"]

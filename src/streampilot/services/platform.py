@@ -1,0 +1,149 @@
+"""Wiring: builds the context, services and loops from settings; opens and closes them in order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from streampilot.domain.apps import AppKind, AppSpec, Checkpointing
+from streampilot.flink.launch import RunnerBuilder
+from streampilot.services.accounts import AccountService
+from streampilot.services.apps import AppService
+from streampilot.services.clusters import LOCAL, ClusterService
+from streampilot.services.context import Context
+from streampilot.services.jars import JarService
+from streampilot.services.lifecycle import Lifecycle
+from streampilot.services.loops import Loop
+from streampilot.services.tracker import Tracker
+from streampilot.settings import Settings
+from streampilot.store.db import create_engine, migrate, sessions
+from streampilot.store.orm import App, Cluster
+
+log = logging.getLogger("streampilot")
+
+EXAMPLE_APP = "example-datagen-to-blackhole"
+EXAMPLE_SQL = """-- An example streaming job: random rows from the datagen connector into a blackhole sink.
+CREATE TABLE orders (
+  order_id BIGINT,
+  amount   DOUBLE,
+  ts       TIMESTAMP(3)
+) WITH (
+  'connector' = 'datagen',
+  'rows-per-second' = '10'
+);
+
+CREATE TABLE sink (
+  order_id BIGINT,
+  amount   DOUBLE,
+  ts       TIMESTAMP(3)
+) WITH ('connector' = 'blackhole');
+
+INSERT INTO sink SELECT order_id, amount, ts FROM orders;
+"""
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    ctx: Context = field(init=False)
+    tracker: Tracker = field(init=False)
+    loops: list[Loop] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        engine = create_engine(self.settings.effective_database_url)
+        self.ctx = Context(
+            settings=self.settings,
+            engine=engine,
+            sessions=sessions(engine),
+            runners=RunnerBuilder(self.settings.home / "runners"),
+        )
+        self.tracker = Tracker(self.ctx)
+
+    @property
+    def apps(self) -> AppService:
+        return AppService(self.ctx)
+
+    @property
+    def clusters(self) -> ClusterService:
+        return ClusterService(self.ctx)
+
+    @property
+    def jars(self) -> JarService:
+        return JarService(self.ctx)
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(self.ctx, observe=self.tracker)
+
+    @property
+    def accounts(self) -> AccountService:
+        return AccountService(self.ctx)
+
+    async def open(self) -> bool:
+        """Migrate the database, ensure the admin and the bundled Flink home. True if a token was issued."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        await migrate(self.ctx.engine)
+        issued = await self.accounts.ensure_admin()
+        await self.clusters.register_bundled_home()
+        await self._release_stale_operations()
+        return issued
+
+    async def _release_stale_operations(self) -> None:
+        # An operation cannot outlive the process that ran it; the tracker reconciles the state
+        # by the job id recorded before submission.
+        async with self.ctx.sessions() as s, s.begin():
+            await s.execute(
+                sa.update(App).where(App.operation.is_not(None)).values(operation=None, operation_since=None)
+            )
+
+    def start_loops(self) -> None:
+        t = self.settings.tracking
+        self.loops = [
+            Loop("tracker", t.tick_s, self.tracker.run_once),
+            Loop("details", t.detail_every_s, self.tracker.details_once),
+        ]
+        for loop in self.loops:
+            loop.start()
+
+    async def stop_loops(self) -> None:
+        for loop in self.loops:
+            await loop.stop()
+
+    async def start_local_clusters(self, *, create_default: bool) -> list[Cluster]:
+        """Start (or adopt) local clusters the user wants running; create 'local' on first start."""
+        clusters = await self.clusters.list_clusters()
+        if not clusters and create_default:
+            cluster = await self.clusters.add("local", LOCAL)
+            clusters = [cluster]
+            await self.clusters.start(cluster.id)
+            return [await self.clusters.get(cluster.id)]
+        started = []
+        for c in clusters:
+            if c.kind == LOCAL and c.desired_running:
+                await self.clusters.start(c.id)
+                started.append(c)
+        return started
+
+    async def stop_local_clusters(self) -> None:
+        for c in await self.clusters.list_clusters():
+            if c.kind == LOCAL:
+                local = await self.clusters.local(c)
+                await local.stop()
+
+    async def create_example(self, cluster_id: int) -> App | None:
+        async with self.ctx.sessions() as s:
+            if (await s.execute(sa.select(sa.func.count()).select_from(App))).scalar_one():
+                return None
+        spec = AppSpec(
+            kind=AppKind.SQL,
+            sql=EXAMPLE_SQL,
+            checkpointing=Checkpointing(interval_s=10),
+        )
+        app = await self.apps.create(EXAMPLE_APP, cluster_id, spec)
+        return await self.lifecycle.start(app.id)
+
+    async def close(self) -> None:
+        await self.stop_loops()
+        await self.ctx.close()

@@ -1,0 +1,141 @@
+"""From an application version to a ready ``Submission`` (the launch configuration included)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from streampilot.domain.apps import AppKind, AppSpec
+from streampilot.domain.errors import SpecError
+from streampilot.domain.flinkconf import build_launch_config
+from streampilot.domain.sqlscript import StatementKind, locate_flink_error, parse_script
+from streampilot.flink.client import FlinkClient, FlinkRejected, JarRun
+from streampilot.flink.homes import HomeInfo
+from streampilot.flink.launch import (
+    PYTHON_DRIVER,
+    RUNNER_CLASS,
+    Submission,
+    encode_statements,
+    python_interpreter,
+)
+from streampilot.services.context import Context
+from streampilot.services.errors import Conflict
+from streampilot.services.jars import jar_classes
+from streampilot.store.orm import Jar
+
+
+def check_python(source: str) -> None:
+    try:
+        compile(source, "app.py", "exec")
+    except SyntaxError as exc:
+        raise SpecError.one("python", f"Python syntax error: {exc.msg}", exc.lineno, exc.offset) from None
+
+
+def launch_config(spec: AppSpec, app_name: str) -> dict[str, str]:
+    """Validate everything that needs no I/O and return the configuration to submit."""
+    problems = spec.kind_problems()
+    if problems:
+        raise SpecError(problems)
+    sets: dict[str, str] = {}
+    if spec.kind == AppKind.SQL:
+        assert spec.sql is not None
+        statements = parse_script(spec.sql)
+        sets = {s.key: s.value for s in statements if s.kind == StatementKind.SET and s.key and s.value is not None}
+    elif spec.kind == AppKind.PYTHON:
+        assert spec.python is not None
+        check_python(spec.python)
+    config = build_launch_config(spec, app_name=app_name, sql_sets=sets)
+    if spec.kind == AppKind.PYTHON:
+        config.setdefault("python.executable", python_interpreter())
+        config.setdefault("python.client.executable", python_interpreter())
+    return config
+
+
+async def check_jar_entry(jar: Jar, entry_class: str | None) -> None:
+    main, classes = await asyncio.to_thread(jar_classes, Path(jar.path))
+    if entry_class is None:
+        if main is None:
+            raise SpecError.one("entry_class", f"jar {jar.filename!r} names no Main-Class; give entry_class")
+    elif entry_class not in classes:
+        raise SpecError.one("entry_class", f"class {entry_class!r} is not in jar {jar.filename!r}")
+
+
+@dataclass
+class SubmissionBuilder:
+    ctx: Context
+
+    async def build(
+        self,
+        *,
+        app_id: int,
+        app_name: str,
+        version: int,
+        spec: AppSpec,
+        home: HomeInfo,
+        job_id: str | None,
+        restore_path: str | None = None,
+        allow_non_restored_state: bool = False,
+    ) -> Submission:
+        config = launch_config(spec, app_name)
+        run = JarRun(
+            entry_class=None,
+            args=[],
+            parallelism=spec.parallelism,
+            configuration=config,
+            job_id=job_id,
+            savepoint_path=restore_path,
+            allow_non_restored_state=allow_non_restored_state,
+        )
+        if spec.kind == AppKind.SQL:
+            assert spec.sql is not None
+            statements = parse_script(spec.sql)
+            jar = await self.ctx.runners.sql_runner(home)
+            run = _with(run, entry_class=RUNNER_CLASS, args=encode_statements(statements))
+            return Submission(jar=jar, run=run, statements=statements)
+        if spec.kind == AppKind.JAR:
+            assert spec.jar_id is not None
+            async with self.ctx.sessions() as s:
+                jar_row = await s.get(Jar, spec.jar_id)
+            if jar_row is None:
+                raise SpecError.one("jar_id", f"no uploaded jar with id {spec.jar_id}")
+            return Submission(jar=Path(jar_row.path), run=_with(run, entry_class=spec.entry_class, args=spec.args))
+        assert spec.python is not None
+        python_jar = home.python_jar
+        if python_jar is None:
+            raise Conflict(f"the Flink home at {home.path} has no opt/flink-python jar; PyFlink apps need it")
+        script = self.ctx.home / "scripts" / f"app-{app_id}-v{version}.py"
+
+        def write() -> None:
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text(spec.python or "")
+
+        await asyncio.to_thread(write)
+        return Submission(
+            jar=python_jar, run=_with(run, entry_class=PYTHON_DRIVER, args=["-py", str(script), *spec.args])
+        )
+
+
+def _with(run: JarRun, **changes: object) -> JarRun:
+    return replace(run, **changes)  # type: ignore[arg-type]
+
+
+def explain_rejection(submission: Submission, exc: FlinkRejected, kind: AppKind) -> SpecError:
+    """A Flink refusal of the user's program as a field error (with script line where known)."""
+    message = str(exc)
+    if kind == AppKind.SQL and submission.statements is not None:
+        text, line, column = locate_flink_error(submission.statements, message)
+        return SpecError.one("sql", f"Flink rejected the script: {text}", line, column)
+    if kind == AppKind.JAR:
+        if "ClassNotFoundException" in message or "Could not find class" in message:
+            return SpecError.one("entry_class", f"Flink could not load the entry class: {message}")
+        return SpecError.one("jar_id", f"Flink rejected the job: {message}")
+    return SpecError.one("python", f"Flink rejected the PyFlink script: {message}")
+
+
+async def validate_on_cluster(ctx: Context, client: FlinkClient, submission: Submission, kind: AppKind) -> None:
+    """Ask the cluster to plan the job without running it; FlinkUnavailable passes through."""
+    try:
+        await ctx.uploads.plan(client, submission)
+    except FlinkRejected as exc:
+        raise explain_rejection(submission, exc, kind) from None

@@ -1,0 +1,269 @@
+"""The observer: once per tick, one ``/jobs/overview`` per cluster becomes an observation
+(Seen / Gone / Unknown) of every application on that cluster, and ``decide`` says what changes.
+
+Unchanged applications cost no write but the shared ``observed_at`` update. Per-job detail
+(checkpoint statistics, configuration readback) runs in ``details_once`` at its own cadence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from streampilot.domain.apps import AppSpec
+from streampilot.domain.states import (
+    ACTIVE_STATES,
+    AppState,
+    Cause,
+    FlinkJobState,
+    Gone,
+    Observation,
+    Seen,
+    Unknown,
+)
+from streampilot.domain.transitions import AppView, Decision, decide
+from streampilot.domain.verify import compare
+from streampilot.flink.client import CheckpointStats, FlinkError, JobSummary
+from streampilot.services.context import Context
+from streampilot.services.statewriter import lock_app, record_event, set_app_state
+from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
+
+log = logging.getLogger("streampilot.tracker")
+KEEP_CHECKPOINTS = 3
+
+
+def _job_state(raw: str | None) -> FlinkJobState | None:
+    if raw is None:
+        return None
+    try:
+        return FlinkJobState(raw)
+    except ValueError:
+        return None
+
+
+def observe(job_id: str, listing: dict[str, JobSummary] | str, at: datetime) -> Observation:
+    """One app's observation from its cluster's listing (or the error text if the call failed)."""
+    if isinstance(listing, str):
+        return Unknown(at, listing)
+    job = listing.get(job_id)
+    if job is None:
+        return Gone(at, f"job {job_id} is not in the cluster's job list")
+    state = _job_state(job.state)
+    if state is None:
+        return Unknown(at, f"unrecognised Flink job state {job.state!r}")
+    return Seen(state, job.tasks_running, job.tasks_total, at)
+
+
+@dataclass
+class Tracker:
+    ctx: Context
+    requests: int = 0  # cluster calls made, for benchmarks and tests
+    _last_detail: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lost_after(self) -> timedelta:
+        return timedelta(seconds=self.ctx.settings.tracking.lost_after_s)
+
+    @property
+    def submit_grace(self) -> timedelta:
+        return timedelta(seconds=self.ctx.settings.tracking.submit_grace_s)
+
+    async def _listing(self, cluster: Cluster) -> dict[str, JobSummary] | str:
+        self.requests += 1
+        try:
+            return {j.job_id: j for j in await self.ctx.client(cluster).jobs_overview()}
+        except FlinkError as exc:
+            return str(exc)
+
+    async def run_once(self) -> None:
+        async with self.ctx.sessions() as s:
+            clusters = {c.id: c for c in (await s.execute(sa.select(Cluster))).scalars()}
+            apps = list((await s.execute(sa.select(App).where(App.job_id.is_not(None)))).scalars())
+        by_cluster: dict[int, list[App]] = defaultdict(list)
+        for app in apps:
+            if app.cluster_id in clusters:
+                by_cluster[app.cluster_id].append(app)
+        await asyncio.gather(*(self._observe_cluster(clusters[cid], group) for cid, group in by_cluster.items()))
+
+    async def _observe_cluster(self, cluster: Cluster, apps: list[App]) -> None:
+        listing = await self._listing(cluster)
+        at = utcnow()
+        confirmed: list[int] = []
+        for app in apps:
+            assert app.job_id is not None
+            obs = observe(app.job_id, listing, at)
+            if not isinstance(obs, Unknown):
+                confirmed.append(app.id)
+            if self._changes(app, self._decide(app, obs)):
+                await self.apply(app.id, app.job_id, obs)
+        if confirmed:
+            async with self.ctx.sessions() as s, s.begin():
+                await s.execute(
+                    sa.update(App)
+                    .where(App.id.in_(confirmed))
+                    .values(observed_at=at)
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def observe_app(self, app_id: int) -> None:
+        """Observe one application now (after a user's operation, instead of waiting a tick)."""
+        async with self.ctx.sessions() as s:
+            app = await s.get(App, app_id)
+            cluster = await s.get(Cluster, app.cluster_id) if app is not None else None
+        if app is None or cluster is None or app.job_id is None:
+            return
+        obs = observe(app.job_id, await self._listing(cluster), utcnow())
+        await self.apply(app.id, app.job_id, obs)
+
+    def _decide(self, app: App, obs: Observation) -> Decision:
+        view = AppView(AppState(app.state), _job_state(app.job_state), app.unconfirmed_since, app.submitted_at)
+        return decide(view, obs, lost_after=self.lost_after, submit_grace=self.submit_grace)
+
+    @staticmethod
+    def _changes(app: App, d: Decision) -> bool:
+        tasks = (app.tasks_running, app.tasks_total)
+        return (
+            d.state is not None
+            or d.note is not None
+            or (d.job_state.value if d.job_state else None) != app.job_state
+            or (d.tasks is not None and d.tasks != tasks)
+            or d.unconfirmed_since != app.unconfirmed_since
+        )
+
+    async def apply(self, app_id: int, job_id: str, obs: Observation) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            if row is None or row.job_id != job_id:
+                return  # a new start replaced the job meanwhile
+            d = self._decide(row, obs)
+            fields: dict[str, object] = {
+                "unconfirmed_since": d.unconfirmed_since,
+                "job_state": d.job_state.value if d.job_state else None,
+            }
+            if not isinstance(obs, Unknown):
+                fields["observed_at"] = obs.at
+            if d.tasks is not None:
+                fields["tasks_running"], fields["tasks_total"] = d.tasks
+            if d.state is not None:
+                await set_app_state(s, row, d.state, Cause.OBSERVER, d.detail, at=obs.at, **fields)
+            else:
+                for k, v in fields.items():
+                    setattr(row, k, v)
+                if d.note:
+                    await record_event(s, row, row.state, Cause.OBSERVER, d.note, at=obs.at)
+
+    # ---- per-job detail ----------------------------------------------------------------------
+    async def details_once(self) -> None:
+        async with self.ctx.sessions() as s:
+            rows = (
+                await s.execute(
+                    sa.select(App, Cluster)
+                    .join(Cluster, App.cluster_id == Cluster.id)
+                    .where(App.state.in_([a.value for a in ACTIVE_STATES]), App.job_id.is_not(None))
+                )
+            ).all()
+        sem = asyncio.Semaphore(16)
+
+        async def one(app: App, cluster: Cluster) -> None:
+            async with sem:
+                try:
+                    await self.detail(app, cluster)
+                except FlinkError as exc:
+                    log.debug("detail of app %s: %s", app.id, exc)
+
+        await asyncio.gather(*(one(app, cluster) for app, cluster in rows))
+
+    async def detail(self, app: App, cluster: Cluster) -> None:
+        assert app.job_id is not None
+        client = self.ctx.client(cluster)
+        stats = await client.checkpoints(app.job_id)
+        await self._store_checkpoints(app.id, app.job_id, stats)
+        if app.state == AppState.RUNNING.value and app.config_verified is None and app.running_version:
+            job_config = await client.job_config(app.job_id)
+            checkpoint_config = await client.checkpoint_config(app.job_id)
+            async with self.ctx.sessions() as s:
+                version = (
+                    await s.execute(
+                        sa.select(AppVersion.spec).where(
+                            AppVersion.app_id == app.id, AppVersion.version == app.running_version
+                        )
+                    )
+                ).scalar_one()
+            mismatches = compare(AppSpec.model_validate(version), job_config, checkpoint_config)
+            async with self.ctx.sessions() as s, s.begin():
+                row = await lock_app(s, app.id)
+                if row is None or row.job_id != app.job_id:
+                    return
+                row.config_verified = not mismatches
+                row.config_mismatches = mismatches
+                detail = (
+                    "Flink runs with the settings asked for (verified from its readback)"
+                    if not mismatches
+                    else "Flink runs with other settings than asked: " + "; ".join(mismatches)
+                )
+                await record_event(s, row, row.state, Cause.OBSERVER, detail)
+
+    async def _store_checkpoints(self, app_id: int, job_id: str, stats: CheckpointStats) -> None:
+        latest = stats.latest_completed
+        summary = {
+            "completed": stats.completed,
+            "failed": stats.failed,
+            "in_progress": stats.in_progress,
+            "restored_from": stats.latest_restored_path,
+        }
+        if latest is not None:
+            summary.update(
+                id=latest.checkpoint_id,
+                path=latest.external_path,
+                completed_at_ms=latest.latest_ack_ms,
+                duration_ms=latest.duration_ms,
+                size_bytes=latest.size_bytes,
+                is_savepoint=latest.is_savepoint,
+            )
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            if row is None or row.job_id != job_id:
+                return
+            if row.last_checkpoint != summary:
+                row.last_checkpoint = summary
+            retained = (row.launch_config or {}).get(
+                "execution.checkpointing.externalized-checkpoint-retention"
+            ) == "RETAIN_ON_CANCELLATION"
+            if latest is None or not latest.external_path or latest.is_savepoint or not retained:
+                return
+            known = (
+                await s.execute(
+                    sa.select(Snapshot.id).where(Snapshot.app_id == app_id, Snapshot.path == latest.external_path)
+                )
+            ).first()
+            if known:
+                return
+            s.add(
+                Snapshot(
+                    app_id=app_id,
+                    job_id=job_id,
+                    kind="checkpoint",
+                    trigger="flink",
+                    path=latest.external_path,
+                    checkpoint_id=latest.checkpoint_id,
+                )
+            )
+            old = (
+                (
+                    await s.execute(
+                        sa.select(Snapshot.id)
+                        .where(Snapshot.app_id == app_id, Snapshot.kind == "checkpoint")
+                        .order_by(Snapshot.id.desc())
+                        .offset(KEEP_CHECKPOINTS - 1)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if old:
+                await s.execute(sa.delete(Snapshot).where(Snapshot.id.in_(old)))

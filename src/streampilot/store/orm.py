@@ -1,0 +1,149 @@
+"""Tables. Times are stored as UTC and always come back timezone-aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database (portable, microseconds on MySQL too), aware UTC in Python."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(20))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FlinkHome(Base):
+    __tablename__ = "flink_homes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    path: Mapped[str] = mapped_column(sa.String(1000))
+    version: Mapped[str] = mapped_column(sa.String(40))
+    bundled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    flink_home_id: Mapped[int | None] = mapped_column(sa.ForeignKey("flink_homes.id"))
+    rest_url: Mapped[str | None] = mapped_column(sa.String(1000))
+    flink_version: Mapped[str | None] = mapped_column(sa.String(40))
+    options: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    desired_running: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Jar(Base):
+    __tablename__ = "jars"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    path: Mapped[str] = mapped_column(sa.String(1000))
+    main_class: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class App(Base):
+    __tablename__ = "apps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id"))
+    current_version: Mapped[int] = mapped_column(default=1)
+    running_version: Mapped[int | None] = mapped_column()
+    desired_state: Mapped[str] = mapped_column(sa.String(20), default="STOPPED")
+    state: Mapped[str] = mapped_column(sa.String(20), default="CREATED")
+    job_state: Mapped[str | None] = mapped_column(sa.String(20))
+    job_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    tasks_running: Mapped[int | None] = mapped_column()
+    tasks_total: Mapped[int | None] = mapped_column()
+    observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unconfirmed_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    launch_config: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    config_verified: Mapped[bool | None] = mapped_column()
+    config_mismatches: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    last_checkpoint: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    operation: Mapped[str | None] = mapped_column(sa.String(20))
+    operation_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AppVersion(Base):
+    __tablename__ = "app_versions"
+    __table_args__ = (sa.UniqueConstraint("app_id", "version", name="uq_app_versions_app_version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column()
+    spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AppEvent(Base):
+    __tablename__ = "app_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    from_state: Mapped[str | None] = mapped_column(sa.String(20))
+    to_state: Mapped[str] = mapped_column(sa.String(20))
+    cause: Mapped[str] = mapped_column(sa.String(20))
+    detail: Mapped[str] = mapped_column(LongText)
+    job_id: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class Snapshot(Base):
+    """A savepoint or retained checkpoint of an application's job."""
+
+    __tablename__ = "snapshots"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    trigger: Mapped[str] = mapped_column(sa.String(20))
+    path: Mapped[str] = mapped_column(sa.String(1000))
+    checkpoint_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
