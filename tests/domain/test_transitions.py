@@ -104,3 +104,15 @@ class TestGone:
 )
 def test_flink_states_map_to_public_states(job: FlinkJobState, expected: AppState) -> None:
     assert run(view(AppState.RUNNING), seen(job)).state == expected
+
+
+def test_running_job_during_a_users_stop_stays_stopping() -> None:
+    app = AppView(AppState.STOPPING, None, None, None, stop_in_flight=True)
+    assert run(app, seen(FlinkJobState.RUNNING)).state is None
+    assert run(app, seen(FlinkJobState.FINISHED)).state == AppState.FINISHED
+
+
+def test_stopping_without_an_operation_in_flight_follows_flink() -> None:
+    # e.g. the platform died during a stop and the job kept running
+    app = AppView(AppState.STOPPING, None, None, None, stop_in_flight=False)
+    assert run(app, seen(FlinkJobState.RUNNING)).state == AppState.RUNNING

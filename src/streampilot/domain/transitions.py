@@ -31,6 +31,8 @@ class AppView:
     job_state: FlinkJobState | None
     unconfirmed_since: datetime | None
     submitted_at: datetime | None
+    # A user's stop or cancel is in flight: Flink keeps the job RUNNING while it takes the savepoint.
+    stop_in_flight: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,10 @@ class Decision:
     note: str | None = None
 
 
-def state_for_seen(current: AppState, seen: Seen) -> AppState:
+def state_for_seen(current: AppState, seen: Seen, *, stop_in_flight: bool = False) -> AppState:
     job = seen.job_state
+    if stop_in_flight and current == AppState.STOPPING and not job.is_globally_terminal:
+        return AppState.STOPPING
     if job == FlinkJobState.RUNNING:
         if seen.all_tasks_running:
             return AppState.RUNNING
@@ -77,7 +81,7 @@ def _not_yet_running(current: AppState) -> AppState:
 
 def decide(app: AppView, obs: Observation, *, lost_after: timedelta, submit_grace: timedelta) -> Decision:
     if isinstance(obs, Seen):
-        new = state_for_seen(app.state, obs)
+        new = state_for_seen(app.state, obs, stop_in_flight=app.stop_in_flight)
         detail = f"Flink reports {obs.job_state.value} with {obs.tasks_running}/{obs.tasks_total} tasks running"
         if app.state in (AppState.FAILED, AppState.LOST, AppState.CANCELED) and new == AppState.RUNNING:
             detail = f"job seen running again after {app.state.value}: {detail}"

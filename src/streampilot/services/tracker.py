@@ -121,7 +121,13 @@ class Tracker:
         await self.apply(app.id, app.job_id, obs)
 
     def _decide(self, app: App, obs: Observation) -> Decision:
-        view = AppView(AppState(app.state), _job_state(app.job_state), app.unconfirmed_since, app.submitted_at)
+        view = AppView(
+            AppState(app.state),
+            _job_state(app.job_state),
+            app.unconfirmed_since,
+            app.submitted_at,
+            stop_in_flight=app.operation in ("stop", "cancel"),
+        )
         return decide(view, obs, lost_after=self.lost_after, submit_grace=self.submit_grace)
 
     @staticmethod

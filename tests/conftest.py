@@ -1,0 +1,149 @@
+"""Shared test fixtures: one real local Flink cluster per test session, a platform per test.
+
+The platform under test runs in-process (API over ASGI, loops as tasks) with short intervals;
+databases are real: SQLite files, and fresh PostgreSQL / MariaDB databases on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiomysql
+import asyncpg
+import httpx
+import pytest
+
+from streampilot.api.app import create_app
+from streampilot.flink.homes import bundled_home_path, inspect_home
+from streampilot.flink.local import LocalCluster, LocalClusterLayout, free_port
+from streampilot.services.platform import Platform
+from streampilot.settings import FlinkSettings, Settings, TrackingSettings
+
+PG = os.environ.get("STREAMPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+MYSQL = os.environ.get("STREAMPILOT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(scope="session")
+def flink_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real standalone Flink cluster from the bundled distribution, shared by the session."""
+    home_path = bundled_home_path()
+    assert home_path is not None, "apache-flink is not installed: run the tests through 'make test'"
+    layout = LocalClusterLayout(
+        home=inspect_home(home_path),
+        root=tmp_path_factory.mktemp("flink"),
+        rest_port=free_port(),
+        rpc_port=free_port(),
+        slots=16,
+        taskmanagers=1,
+    )
+    cluster = LocalCluster(layout)
+    asyncio.run(cluster.start(timeout_s=90))
+    yield cluster
+    asyncio.run(cluster.stop())
+
+
+async def _create_pg_database() -> tuple[str, str]:
+    name = f"sp_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG.replace("postgresql://", "postgres://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return PG.rsplit("/", 1)[0] + f"/{name}", name
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG.replace("postgresql://", "postgres://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _mysql_exec(sql: str) -> None:
+    conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The database for one test: SQLite by default; tests parametrize 'postgresql' and 'mysql'."""
+    kind = request.param
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sp.db'}"
+    elif kind == "postgresql":
+        url, name = await _create_pg_database()
+        yield url
+        await _drop_pg_database(name)
+    else:
+        name = f"sp_test_{uuid.uuid4().hex[:10]}"
+        await _mysql_exec(f"CREATE DATABASE `{name}`")
+        yield MYSQL.rsplit("/", 1)[0] + f"/{name}"
+        await _mysql_exec(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def test_settings(home: Path, db: str) -> Settings:
+    return replace(
+        Settings(),
+        home=home,
+        database_url=db,
+        tracking=TrackingSettings(tick_s=0.3, lost_after_s=5, submit_grace_s=10, detail_every_s=0.5),
+        flink=FlinkSettings(request_timeout_s=3, submit_timeout_s=120, savepoint_timeout_s=120),
+    )
+
+
+@pytest.fixture
+async def platform(tmp_path: Path, db_url: str) -> AsyncIterator[Platform]:
+    p = Platform(test_settings(tmp_path / "home", db_url))
+    await p.open()
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def token(platform: Platform) -> str:
+    return platform.settings.token_file.read_text().strip()
+
+
+@pytest.fixture
+async def api(platform: Platform, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(platform)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://streampilot",
+        timeout=180,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def flink(platform: Platform, flink_cluster: LocalCluster, api: httpx.AsyncClient) -> AsyncIterator[int]:
+    """The shared cluster registered as a standalone cluster of this test's platform, loops running.
+
+    Yields the cluster id; afterwards cancels every job this test's apps still run.
+    """
+    resp = await api.post(
+        "/api/v1/clusters", json={"name": "shared", "kind": "standalone", "rest_url": flink_cluster.layout.rest_url}
+    )
+    assert resp.status_code == 201, resp.text
+    platform.start_loops()
+    yield resp.json()["id"]
+    await platform.stop_loops()
+    for app in await platform.apps.list_apps():
+        if app.job_id:
+            cluster = await platform.clusters.get(app.cluster_id)
+            client = platform.ctx.client(cluster)
+            try:
+                await client.cancel(app.job_id)
+            except Exception:
+                pass
