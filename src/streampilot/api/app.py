@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,10 +21,29 @@ from streampilot.services.platform import Platform
 log = logging.getLogger("streampilot.api")
 
 
+_UNION_MEMBERS = {"str", "int", "float", "bool", "none", "fixed-delay", "failure-rate", "exponential-delay"}
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    # Drop pydantic's union-member names (e.g. "failure-rate") so the field reads as the user wrote it.
+    """Dotted field path as the user wrote it: without request parts and union-member names."""
+    parts = [
+        str(p) for p in loc if p not in ("body", "query", "path") and str(p) not in _UNION_MEMBERS and "[" not in str(p)
+    ]
     return ".".join(parts) or "body"
+
+
+def _problems(errors: Sequence[Any]) -> list[dict[str, str]]:
+    grouped: dict[str, list[str]] = {}
+    for e in errors:
+        grouped.setdefault(_field(e.get("loc", ())), []).append(str(e.get("msg", "invalid")))
+    out = []
+    for name, messages in grouped.items():
+        if len(messages) > 1 and all(m.startswith("Input should be a valid") for m in messages):
+            message = "must be a string, a number or true/false"
+        else:
+            message = "; ".join(dict.fromkeys(messages))
+        out.append({"field": name, "message": message})
+    return out
 
 
 def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
@@ -42,8 +61,7 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
-        return JSONResponse({"detail": problems}, status_code=422)
+        return JSONResponse({"detail": _problems(exc.errors())}, status_code=422)
 
     @app.exception_handler(SpecError)
     async def _spec(_: Request, exc: SpecError) -> JSONResponse:

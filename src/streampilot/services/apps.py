@@ -82,24 +82,32 @@ class AppService:
         return v, AppSpec.model_validate(row.spec)
 
     async def _check(self, name: str, cluster_id: int, spec: AppSpec, *, app_id: int | None) -> Cluster:
-        problem = check_name(name)
-        if problem:
-            raise SpecError.one("name", problem)
+        """All field problems at once; then, if the script is sound, Flink's own opinion of it."""
+        problems: list[FieldProblem] = []
+        reason = check_name(name)
+        if reason:
+            problems.append(FieldProblem("name", reason))
         async with self.ctx.sessions() as s:
             cluster = await s.get(Cluster, cluster_id)
             clash = (await s.execute(sa.select(App.id).where(App.name == name))).scalar_one_or_none()
         if cluster is None:
-            raise SpecError.one("cluster_id", f"no cluster with id {cluster_id}; list them with GET /api/v1/clusters")
+            problems.append(FieldProblem("cluster_id", f"no cluster with id {cluster_id}; see GET /api/v1/clusters"))
+        try:
+            launch_config(spec, name)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+        if spec.kind == AppKind.JAR and spec.jar_id is not None:
+            try:
+                await check_jar_entry(await JarService(self.ctx).get(spec.jar_id), spec.entry_class)
+            except NotFound:
+                problems.append(FieldProblem("jar_id", f"no uploaded jar with id {spec.jar_id}; upload it first"))
+            except SpecError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise SpecError(problems)
         if clash is not None and clash != app_id:
             raise Conflict(f"an application named {name!r} already exists; choose another name")
-        launch_config(spec, name)
-        if spec.kind == AppKind.JAR:
-            assert spec.jar_id is not None
-            try:
-                jar = await JarService(self.ctx).get(spec.jar_id)
-            except NotFound:
-                raise SpecError.one("jar_id", f"no uploaded jar with id {spec.jar_id}; upload it first") from None
-            await check_jar_entry(jar, spec.entry_class)
+        assert cluster is not None
         if spec.kind == AppKind.SQL:
             await self._plan_sql(name, cluster, spec)
         return cluster

@@ -1,0 +1,97 @@
+"""A jar application (built here with javac against the distribution) and a PyFlink application."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streampilot.flink.homes import bundled_home_path
+from tests.helpers import wait_app, wait_state
+
+pytestmark = [pytest.mark.flink]
+JOBS = Path(__file__).parent / "jobs"
+
+
+@pytest.fixture(scope="session")
+def tiny_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = bundled_home_path()
+    assert home is not None
+    out = tmp_path_factory.mktemp("tinyjar")
+    classes = out / "classes"
+    subprocess.run(["javac", "-d", str(classes), "-cp", f"{home}/lib/*", str(JOBS / "TinyJob.java")], check=True)
+    jar = out / "tiny-job.jar"
+    subprocess.run(["jar", "--create", "--file", str(jar), "-C", str(classes), "."], check=True)
+    return jar
+
+
+async def test_jar_app_runs_savepoints_and_restores(api: httpx.AsyncClient, flink: int, tiny_jar: Path) -> None:
+    upload = await api.post("/api/v1/jars", files={"file": ("tiny-job.jar", tiny_jar.read_bytes())})
+    assert upload.status_code == 201, upload.text
+    jar_id = upload.json()["id"]
+
+    wrong = await api.post(
+        "/api/v1/apps",
+        json={"name": "tiny", "kind": "jar", "cluster_id": flink, "jar_id": jar_id, "entry_class": "example.NoSuchJob"},
+    )
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "entry_class"
+
+    resp = await api.post(
+        "/api/v1/apps",
+        json={
+            "name": "tiny",
+            "kind": "jar",
+            "cluster_id": flink,
+            "jar_id": jar_id,
+            "entry_class": "example.TinyJob",
+            "args": ["10"],
+            "parallelism": 2,
+            "checkpointing": {"interval_s": 0.5},
+            "restart_strategy": {"type": "fixed-delay", "attempts": 4, "delay_s": 1},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    app = await wait_state(api, app_id, "RUNNING")
+    assert app["status"]["tasks_total"] >= 2
+    app = await wait_app(api, app_id, lambda a: a["status"]["config_verified"] is not None, what="verification")
+    assert app["status"]["config_verified"] is True, app["status"]["config_mismatches"]
+
+    stopped = await api.post(f"/api/v1/apps/{app_id}/stop", json={"savepoint": True})
+    assert stopped.status_code == 200 and stopped.json()["status"]["state"] == "FINISHED"
+    savepoint = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()[0]["path"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={"restore": savepoint})).status_code == 202
+    app = await wait_app(
+        api,
+        app_id,
+        lambda a: (
+            (a["status"]["last_checkpoint"] or {}).get("restored_from") == savepoint
+            and a["status"]["state"] == "RUNNING"
+        ),
+        what="restored and running",
+    )
+    cancel = await api.post(f"/api/v1/apps/{app_id}/cancel")
+    assert cancel.json()["status"]["state"] == "CANCELED"
+
+
+async def test_python_app_runs(api: httpx.AsyncClient, flink: int) -> None:
+    bad = await api.post(
+        "/api/v1/apps", json={"name": "py", "kind": "python", "cluster_id": flink, "python": "def broken(:\n  pass\n"}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "python" and bad.json()["detail"][0]["line"] == 1
+
+    resp = await api.post(
+        "/api/v1/apps",
+        json={"name": "py", "kind": "python", "cluster_id": flink, "python": (JOBS / "tiny_pyflink.py").read_text()},
+    )
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await wait_state(api, app_id, "RUNNING", timeout=90)
+    assert (await api.post(f"/api/v1/apps/{app_id}/savepoints")).status_code == 201
+    cancel = await api.post(f"/api/v1/apps/{app_id}/cancel")
+    assert cancel.json()["status"]["state"] == "CANCELED"
