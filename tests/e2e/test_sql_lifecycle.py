@@ -27,6 +27,7 @@ async def create_sql_app(api: httpx.AsyncClient, cluster_id: int, name: str = "o
     return int(resp.json()["id"])
 
 
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql", "mysql"], indirect=True)
 async def test_run_checkpoint_savepoint_stop_restore_cancel(api: httpx.AsyncClient, flink: int) -> None:
     app_id = await create_sql_app(
         api,

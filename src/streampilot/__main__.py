@@ -1,0 +1,3 @@
+from streampilot.cli import main
+
+main()
