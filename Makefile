@@ -22,7 +22,7 @@ run: $(VENV)/.run-installed
 	$(VENV)/bin/streampilot server $(ARGS)
 
 test: $(VENV)/.dev-installed
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 

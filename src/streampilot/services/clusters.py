@@ -75,8 +75,13 @@ class ClusterService:
                 )
         if home is None:
             raise Conflict("no Flink home is registered; install streampilot with its 'flink' extra or add one")
+        cached = self.ctx.homes.get(home.path)
+        if cached is not None:
+            return cached
         try:
-            return await asyncio.to_thread(inspect_home, Path(home.path))
+            info = await asyncio.to_thread(inspect_home, Path(home.path))
+            self.ctx.homes[home.path] = info
+            return info
         except NotAFlinkHome as exc:
             raise Conflict(f"Flink home {home.name!r} is no longer usable: {exc}") from None
 

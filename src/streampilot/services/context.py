@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from streampilot.flink.client import FlinkClient
+from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
@@ -21,6 +22,8 @@ class Context:
     sessions: async_sessionmaker[AsyncSession]
     runners: RunnerBuilder
     uploads: JarUploads = field(default_factory=JarUploads)
+    homes: dict[str, HomeInfo] = field(default_factory=dict)  # inspected Flink homes by path
+    background: set[asyncio.Task[None]] = field(default_factory=set)
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
     _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -45,6 +48,8 @@ class Context:
         self._clients.pop(cluster_id, None)
 
     async def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
         for client in self._clients.values():
             await client.close()
         self._clients.clear()

@@ -185,7 +185,27 @@ class Lifecycle:
                     f"cluster {cluster.name!r} did not answer the submission: {exc}; the job may "
                     f"still start, the tracker watches for job {job_id}"
                 ) from None
+            self._follow(app_id)
         return await self.apps.get(app_id)
+
+    def _follow(self, app_id: int) -> None:
+        """Observe a just-started app closely (not only every tick) until it leaves STARTING."""
+        tracker = self.observe
+        if tracker is None:
+            return
+
+        async def follow() -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while loop.time() < deadline:
+                await asyncio.sleep(0.05)
+                await tracker.observe_app(app_id)  # type: ignore[attr-defined]
+                if (await self.apps.get(app_id)).state != AppState.STARTING.value:
+                    return
+
+        task = asyncio.create_task(follow(), name=f"follow-start:{app_id}")
+        self.ctx.background.add(task)
+        task.add_done_callback(self.ctx.background.discard)
 
     async def _roll_back_start(self, app_id: int, previous: AppState, previous_job: str | None, why: str) -> None:
         async with self.ctx.sessions() as s, s.begin():
