@@ -44,8 +44,9 @@ async def wait_all_running(client: FlinkClient, job_id: str) -> None:
 
 async def bench_submit(root: Path) -> None:
     home = inspect_home(bundled_home_path() or Path("/nonexistent"))
-    cluster = LocalCluster(LocalClusterLayout(home=home, root=root / "flink", rest_port=free_port(),
-                                              rpc_port=free_port(), slots=16))
+    cluster = LocalCluster(
+        LocalClusterLayout(home=home, root=root / "flink", rest_port=free_port(), rpc_port=free_port(), slots=16)
+    )
     await cluster.start()
     platform = Platform(replace(Settings(), home=root / "home", database_url=None))
     try:
@@ -70,9 +71,15 @@ async def bench_submit(root: Path) -> None:
         for i in range(ROUNDS):
             t0 = time.perf_counter()
             jar_id = await client.upload_jar(runner, f"raw-{i}.jar")
-            job_id = await client.run_jar(jar_id, JarRun(entry_class=RUNNER_CLASS, args=args, parallelism=1,
-                                                         configuration={"pipeline.name": "raw",
-                                                                        "execution.checkpointing.interval": "10 s"}))
+            job_id = await client.run_jar(
+                jar_id,
+                JarRun(
+                    entry_class=RUNNER_CLASS,
+                    args=args,
+                    parallelism=1,
+                    configuration={"pipeline.name": "raw", "execution.checkpointing.interval": "10 s"},
+                ),
+            )
             await wait_all_running(client, job_id)
             raw_times.append(time.perf_counter() - t0)
             await client.cancel(job_id)
@@ -92,8 +99,12 @@ def bench_server(root: Path) -> None:
     # First start migrates an empty database; time the second, ordinary start.
     for attempt in range(2):
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "streampilot", "server", "--no-local-cluster"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streampilot", "server", "--no-local-cluster"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=0.5).status_code == 200:
@@ -103,8 +114,11 @@ def bench_server(root: Path) -> None:
         started = time.perf_counter() - t0
         if attempt == 1:
             time.sleep(3)
-            rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                          if line.startswith("VmRSS:"))
+            rss_kb = next(
+                int(line.split()[1])
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")
+            )
             print(f"server start time without Flink (to first health answer): {started:.2f} s   (goal <= 2 s)")
             print(f"idle server RSS: {rss_kb / 1024:.0f} MB   (goal <= 150 MB)")
         proc.terminate()

@@ -43,8 +43,13 @@ def wait_http(url: str, timeout: float) -> None:
 
 def test_server_with_local_cluster_example_and_cli(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "STREAMPILOT_HOME": str(tmp_path / "home"), "STREAMPILOT_PORT": str(port),
-           "STREAMPILOT_TRACKING_TICK_S": "0.5", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "STREAMPILOT_HOME": str(tmp_path / "home"),
+        "STREAMPILOT_PORT": str(port),
+        "STREAMPILOT_TRACKING_TICK_S": "0.5",
+        "COLUMNS": "200",
+    }
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen([*CLI, "server"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
@@ -32,6 +32,10 @@ from streampilot.services.submissions import SubmissionBuilder, explain_rejectio
 from streampilot.store.orm import App, Cluster, Snapshot, utcnow
 
 STALE_OPERATION = timedelta(minutes=15)
+
+
+class Observer(Protocol):
+    async def observe_app(self, app_id: int) -> None: ...
 
 
 def local_path(path: str) -> Path | None:
@@ -54,7 +58,7 @@ def snapshot_exists(path: str) -> bool:
 @dataclass
 class Lifecycle:
     ctx: Context
-    observe: object | None = None  # the tracker, for a direct observation after an operation
+    observe: Observer | None = None  # the tracker, for a direct observation after an operation
 
     @property
     def apps(self) -> AppService:
@@ -199,7 +203,7 @@ class Lifecycle:
             deadline = loop.time() + 60
             while loop.time() < deadline:
                 await asyncio.sleep(0.05)
-                await tracker.observe_app(app_id)  # type: ignore[attr-defined]
+                await tracker.observe_app(app_id)
                 if (await self.apps.get(app_id)).state != AppState.STARTING.value:
                     return
 
@@ -323,7 +327,7 @@ class Lifecycle:
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             if tracker is not None:
-                await tracker.observe_app(app_id)  # type: ignore[attr-defined]
+                await tracker.observe_app(app_id)
             app = await self.apps.get(app_id)
             if AppState(app.state) not in ACTIVE_STATES:
                 return
