@@ -74,9 +74,12 @@ async def _mysql_exec(sql: str) -> None:
         conn.close()
 
 
-@pytest.fixture(params=["sqlite"])
+DATABASES = os.environ.get("STREAMPILOT_TEST_DATABASES", "sqlite,postgresql,mysql").split(",")
+
+
+@pytest.fixture(params=DATABASES)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The database for one test: SQLite by default; tests parametrize 'postgresql' and 'mysql'."""
+    """The database of one test: every test using the platform runs on each of DATABASES."""
     kind = request.param
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'sp.db'}"

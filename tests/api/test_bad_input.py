@@ -32,7 +32,6 @@ def test_token_file_is_private(platform) -> None:  # type: ignore[no-untyped-def
     assert platform.settings.token_file.stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", "postgresql", "mysql"], indirect=True)
 async def test_field_errors_without_flink(api: httpx.AsyncClient) -> None:
     resp = await api.post(
         "/api/v1/clusters", json={"name": "gone", "kind": "standalone", "rest_url": "http://127.0.0.1:9"}

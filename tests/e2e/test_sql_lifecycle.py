@@ -27,7 +27,6 @@ async def create_sql_app(api: httpx.AsyncClient, cluster_id: int, name: str = "o
     return int(resp.json()["id"])
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", "postgresql", "mysql"], indirect=True)
 async def test_run_checkpoint_savepoint_stop_restore_cancel(api: httpx.AsyncClient, flink: int) -> None:
     app_id = await create_sql_app(
         api,
@@ -56,6 +55,11 @@ async def test_run_checkpoint_savepoint_stop_restore_cancel(api: httpx.AsyncClie
     launch = (await api.get(f"/api/v1/apps/{app_id}/launch-config")).json()
     assert launch["submitted"]["restart-strategy.type"] == "failure-rate"
     assert launch["submitted"]["pipeline.name"] == "orders"
+
+    checkpoints = (await api.get(f"/api/v1/apps/{app_id}/checkpoints")).json()
+    assert checkpoints["job"]["counts"]["completed"] >= 2
+    assert checkpoints["retained"] and checkpoints["retained"][0]["kind"] == "checkpoint"
+    assert (await api.get(f"/api/v1/apps/{app_id}/exceptions")).json() == []
 
     resp = await api.post(f"/api/v1/apps/{app_id}/savepoints")
     assert resp.status_code == 201, resp.text

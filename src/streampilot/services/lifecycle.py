@@ -202,7 +202,7 @@ class Lifecycle:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
             while loop.time() < deadline:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.02)
                 await tracker.observe_app(app_id)
                 if (await self.apps.get(app_id)).state != AppState.STARTING.value:
                     return
