@@ -47,7 +47,7 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
-            # With WAL, NORMAL is durable across a crash of the process (not of the machine) and saves an fsync per commit.
+            # With WAL, NORMAL survives a crash of the process (not of the machine) and saves an fsync per commit.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
