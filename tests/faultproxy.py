@@ -19,6 +19,7 @@ class FaultProxy:
         self.mode = "ok"
         self.slow_s = 1.0
         self.requests = 0
+        self.paths: list[str] = []
         self._server: asyncio.Server | None = None
 
     @property
@@ -38,6 +39,7 @@ class FaultProxy:
 
     async def _read_request(self, reader: asyncio.StreamReader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
+        self.paths.append(head.split(b"\r\n", 1)[0].decode(errors="replace"))
         length = 0
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"content-length:"):

@@ -144,6 +144,7 @@ def app_list() -> None:
     """List applications with their state."""
     rows = Api().call("GET", "/apps")
     table = Table("id", "name", "kind", "state", "job state", "tasks", "job id", "verified")
+    table.columns[1].no_wrap = True
     for a in rows:
         st = a["status"]
         tasks = f"{st['tasks_running']}/{st['tasks_total']}" if st["tasks_total"] is not None else "-"
