@@ -276,6 +276,30 @@ def app_versions(ref: str, diff: tuple[int, int] | None) -> None:
     console.print(table)
 
 
+@app.command("attach")
+@click.argument("ref")
+@click.argument("job_id")
+def app_attach(ref: str, job_id: str) -> None:
+    """Attach an application to a job already running on its cluster."""
+    api = Api()
+    a = api.call("POST", f"/apps/{_ref(api, ref)}/attach", json={"job_id": job_id})
+    console.print(f"{a['name']} now owns job {a['status']['job_id']} ({a['status']['state']})")
+
+
+@main.group()
+def jobs() -> None:
+    """Flink jobs on known clusters."""
+
+
+@jobs.command("unmanaged")
+def jobs_unmanaged() -> None:
+    """List jobs running on known clusters that no application owns."""
+    table = Table("cluster", "job id", "name", "state", "tasks")
+    for j in Api().call("GET", "/jobs/unmanaged"):
+        table.add_row(j["cluster"], j["job_id"], j["name"], j["state"], f"{j['tasks_running']}/{j['tasks_total']}")
+    console.print(table)
+
+
 @main.group()
 def cluster() -> None:
     """Flink clusters."""

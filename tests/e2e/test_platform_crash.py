@@ -25,8 +25,12 @@ pytestmark = [pytest.mark.flink, pytest.mark.slow]
 
 
 async def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "streampilot", "server", "--no-local-cluster"], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streampilot", "server", "--no-local-cluster"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{env['STREAMPILOT_PORT']}/api/v1/health"
     async with httpx.AsyncClient() as client:
         for _ in range(300):
@@ -52,18 +56,26 @@ async def test_sigkill_while_starting_leaves_exactly_one_job(
     tmp_path: Path, proxy: FaultProxy, flink_cluster: LocalCluster
 ) -> None:
     port = free_port()
-    env = {**os.environ, "STREAMPILOT_HOME": str(tmp_path / "home"), "STREAMPILOT_PORT": str(port),
-           "STREAMPILOT_TRACKING_TICK_S": "0.5"}
+    env = {
+        **os.environ,
+        "STREAMPILOT_HOME": str(tmp_path / "home"),
+        "STREAMPILOT_PORT": str(port),
+        "STREAMPILOT_TRACKING_TICK_S": "0.5",
+    }
     log = tmp_path / "server.log"
     server = await start_server(env, log)
     token = (tmp_path / "home" / "admin.token").read_text().strip()
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
         try:
-            c = await api.post("/api/v1/clusters", json={"name": "via-proxy", "kind": "standalone", "rest_url": proxy.url})
+            c = await api.post(
+                "/api/v1/clusters", json={"name": "via-proxy", "kind": "standalone", "rest_url": proxy.url}
+            )
             assert c.status_code == 201, c.text
-            app = await api.post("/api/v1/apps", json={"name": "crash-victim", "kind": "sql", "cluster_id": c.json()["id"],
-                                                "sql": DATAGEN_SQL})
+            app = await api.post(
+                "/api/v1/apps",
+                json={"name": "crash-victim", "kind": "sql", "cluster_id": c.json()["id"], "sql": DATAGEN_SQL},
+            )
             assert app.status_code == 201, app.text
             app_id = app.json()["id"]
 

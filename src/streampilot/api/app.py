@@ -78,5 +78,6 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     app.include_router(system.public)
     app.include_router(system.router)
     app.include_router(clusters.router)
+    app.include_router(clusters.jobs)
     app.include_router(apps.router)
     return app

@@ -40,6 +40,11 @@ class StopAction(BaseModel):
     drain: bool = False
 
 
+class AttachAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str = Field(min_length=1, description="The Flink job id to attach the application to")
+
+
 class ClusterCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -16,7 +16,7 @@ from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, 
 from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
-from streampilot.store.orm import App, Cluster, FlinkHome
+from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome
 
 LOCAL = "local"
 STANDALONE = "standalone"
@@ -211,6 +211,41 @@ class ClusterService:
             assert row is not None
             row.desired_running = False
             return row
+
+    async def unmanaged_jobs(self) -> list[dict[str, Any]]:
+        """Jobs not yet ended on known clusters that no application owns now or owned before."""
+        async with self.ctx.sessions() as s:
+            known = {j for (j,) in (await s.execute(sa.select(App.job_id).where(App.job_id.is_not(None)))).all()}
+            known |= {
+                j
+                for (j,) in (
+                    await s.execute(sa.select(AppEvent.job_id).distinct().where(AppEvent.job_id.is_not(None)))
+                ).all()
+            }
+        clusters = await self.list_clusters()
+
+        async def jobs_of(c: Cluster) -> list[dict[str, Any]]:
+            try:
+                listing = await self.ctx.client(c).jobs_overview()
+            except FlinkError:
+                return []
+            return [
+                {
+                    "cluster_id": c.id,
+                    "cluster": c.name,
+                    "job_id": j.job_id,
+                    "name": j.name,
+                    "state": j.state,
+                    "tasks_running": j.tasks_running,
+                    "tasks_total": j.tasks_total,
+                    "start_time_ms": j.start_time_ms,
+                }
+                for j in listing
+                if j.job_id not in known and j.state not in ("FAILED", "CANCELED", "FINISHED")
+            ]
+
+        found = await asyncio.gather(*(jobs_of(c) for c in clusters))
+        return [job for jobs in found for job in jobs]
 
     async def status(self, cluster: Cluster) -> dict[str, Any]:
         try:

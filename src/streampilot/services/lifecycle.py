@@ -8,6 +8,7 @@ State changes go through ``set_app_state``; the observer (tracker) confirms thei
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -210,6 +211,50 @@ class Lifecycle:
         task = asyncio.create_task(follow(), name=f"follow-start:{app_id}")
         self.ctx.background.add(task)
         task.add_done_callback(self.ctx.background.discard)
+
+    async def attach(self, app_id: int, job_id: str) -> App:
+        """Make ``app_id`` the owner of a job already running on its cluster (no submission)."""
+        job_id = job_id.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+            raise SpecError.one("job_id", f"{job_id!r} is not a Flink job id (32 hexadecimal characters)")
+        async with self.operation(app_id, "attach"):
+            app = await self.apps.get(app_id)
+            if AppState(app.state) not in STARTABLE_STATES:
+                raise Conflict(f"application {app.name!r} is {app.state}; stop it before attaching it to another job")
+            async with self.ctx.sessions() as s:
+                owner = (await s.execute(sa.select(App.name).where(App.job_id == job_id))).scalar_one_or_none()
+            if owner is not None:
+                raise Conflict(f"job {job_id} already belongs to application {owner!r}")
+            cluster, client = await self._cluster(app)
+            try:
+                jobs = {j.job_id: j for j in await client.jobs_overview()}
+            except FlinkError as exc:
+                raise Unavailable(f"cluster {cluster.name!r} did not answer: {exc}") from None
+            job = jobs.get(job_id)
+            if job is None:
+                raise SpecError.one("job_id", f"cluster {cluster.name!r} has no job {job_id}")
+            if job.state in ("FAILED", "CANCELED", "FINISHED"):
+                raise SpecError.one("job_id", f"job {job_id} has already ended ({job.state}); attach a running job")
+            await self._set(
+                app_id,
+                AppState.STARTING,
+                f"attached to job {job_id} ({job.name!r}) already on cluster {cluster.name!r}",
+                job_id=job_id,
+                running_version=app.current_version,
+                desired_state="RUNNING",
+                submitted_at=None,
+                launch_config=None,
+                job_state=None,
+                tasks_running=None,
+                tasks_total=None,
+                unconfirmed_since=None,
+                config_verified=None,
+                config_mismatches=None,
+                last_checkpoint=None,
+            )
+            if self.observe is not None:
+                await self.observe.observe_app(app_id)
+        return await self.apps.get(app_id)
 
     async def _roll_back_start(self, app_id: int, previous: AppState, previous_job: str | None, why: str) -> None:
         async with self.ctx.sessions() as s, s.begin():

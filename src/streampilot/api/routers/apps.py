@@ -11,6 +11,7 @@ from streampilot.api.schemas import (
     AppCreate,
     AppOut,
     AppPatch,
+    AttachAction,
     EventOut,
     SnapshotOut,
     StartAction,
@@ -77,6 +78,12 @@ async def stop_app(app_id: int, p: PlatformDep, body: StopAction | None = None) 
 @router.post("/{app_id}/cancel")
 async def cancel_app(app_id: int, p: PlatformDep) -> AppOut:
     return await _out(p, await p.lifecycle.cancel(app_id))
+
+
+@router.post("/{app_id}/attach")
+async def attach_app(app_id: int, body: AttachAction, p: PlatformDep) -> AppOut:
+    """Attach the application to a job already running on its cluster (mapping)."""
+    return await _out(p, await p.lifecycle.attach(app_id, body.job_id))
 
 
 @router.post("/{app_id}/savepoints", status_code=201)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends
 
 from streampilot.api.deps import PlatformDep, account
 from streampilot.api.schemas import ClusterCreate, ClusterOut
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], dependencies=[Depends(account)])
+jobs = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(account)])
 
 
 @router.get("")
@@ -26,6 +29,12 @@ async def add_cluster(body: ClusterCreate, p: PlatformDep) -> ClusterOut:
         taskmanagers=body.taskmanagers,
     )
     return ClusterOut.of(cluster)
+
+
+@jobs.get("/unmanaged")
+async def unmanaged_jobs(p: PlatformDep) -> list[dict[str, Any]]:
+    """Jobs running on known clusters that no application owns."""
+    return await p.clusters.unmanaged_jobs()
 
 
 @router.get("/{cluster_id}")
