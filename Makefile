@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-fleet clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(PY) -m bench.run
+
+bench-fleet: $(VENV)/.dev-installed
+	$(PY) -m bench.fleet
 
 clean:
 	rm -rf $(VENV) .streampilot .pytest_cache .mypy_cache

@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -35,6 +36,35 @@ from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
 
 log = logging.getLogger("streampilot.tracker")
 KEEP_CHECKPOINTS = 3
+
+
+class TrackedApp(Protocol):
+    """What the observer reads of an application (a plain row in the tick, the locked ORM row in apply)."""
+
+    id: int
+    cluster_id: int
+    job_id: str | None
+    state: str
+    job_state: str | None
+    tasks_running: int | None
+    tasks_total: int | None
+    unconfirmed_since: datetime | None
+    submitted_at: datetime | None
+    operation: str | None
+
+
+TRACKED = (
+    App.id,
+    App.cluster_id,
+    App.job_id,
+    App.state,
+    App.job_state,
+    App.tasks_running,
+    App.tasks_total,
+    App.unconfirmed_since,
+    App.submitted_at,
+    App.operation,
+)
 
 
 def _job_state(raw: str | None) -> FlinkJobState | None:
@@ -83,14 +113,31 @@ class Tracker:
     async def run_once(self) -> None:
         async with self.ctx.sessions() as s:
             clusters = {c.id: c for c in (await s.execute(sa.select(Cluster))).scalars()}
-            apps = list((await s.execute(sa.select(App).where(App.job_id.is_not(None)))).scalars())
-        by_cluster: dict[int, list[App]] = defaultdict(list)
+            # Plain rows, not ORM objects: this runs every tick over every app with a job.
+            apps: list[Any] = list((await s.execute(sa.select(*TRACKED).where(App.job_id.is_not(None)))).all())
+        by_cluster: dict[int, list[TrackedApp]] = defaultdict(list)
         for app in apps:
             if app.cluster_id in clusters:
                 by_cluster[app.cluster_id].append(app)
-        await asyncio.gather(*(self._observe_cluster(clusters[cid], group) for cid, group in by_cluster.items()))
+        results = await asyncio.gather(
+            *(self._observe_cluster(clusters[cid], group) for cid, group in by_cluster.items())
+        )
+        # One write for every app whose cluster answered: "when we last knew it".
+        at = utcnow()
+        confirmed = [app_id for ids in results for app_id in ids]
+        if not confirmed:
+            return
+        async with self.ctx.sessions() as s, s.begin():
+            for start in range(0, len(confirmed), 500):
+                await s.execute(
+                    sa.update(App)
+                    .where(App.id.in_(confirmed[start : start + 500]))
+                    .values(observed_at=at)
+                    .execution_options(synchronize_session=False)
+                )
 
-    async def _observe_cluster(self, cluster: Cluster, apps: list[App]) -> None:
+    async def _observe_cluster(self, cluster: Cluster, apps: list[TrackedApp]) -> list[int]:
+        """Observe one cluster's apps; apply changes; return the ids of apps confirmed (Seen or Gone)."""
         listing = await self._listing(cluster)
         at = utcnow()
         confirmed: list[int] = []
@@ -101,14 +148,7 @@ class Tracker:
                 confirmed.append(app.id)
             if self._changes(app, self._decide(app, obs)):
                 await self.apply(app.id, app.job_id, obs)
-        if confirmed:
-            async with self.ctx.sessions() as s, s.begin():
-                await s.execute(
-                    sa.update(App)
-                    .where(App.id.in_(confirmed))
-                    .values(observed_at=at)
-                    .execution_options(synchronize_session=False)
-                )
+        return confirmed
 
     async def observe_app(self, app_id: int) -> None:
         """Observe one application now (after a user's operation, instead of waiting a tick)."""
@@ -120,7 +160,7 @@ class Tracker:
         obs = observe(app.job_id, await self._listing(cluster), utcnow())
         await self.apply(app.id, app.job_id, obs)
 
-    def _decide(self, app: App, obs: Observation) -> Decision:
+    def _decide(self, app: TrackedApp, obs: Observation) -> Decision:
         view = AppView(
             AppState(app.state),
             _job_state(app.job_state),
@@ -131,7 +171,7 @@ class Tracker:
         return decide(view, obs, lost_after=self.lost_after, submit_grace=self.submit_grace)
 
     @staticmethod
-    def _changes(app: App, d: Decision) -> bool:
+    def _changes(app: TrackedApp, d: Decision) -> bool:
         tasks = (app.tasks_running, app.tasks_total)
         return (
             d.state is not None
