@@ -107,6 +107,7 @@ class App(Base):
     config_verified: Mapped[bool | None] = mapped_column()
     config_mismatches: Mapped[list[str] | None] = mapped_column(sa.JSON)
     last_checkpoint: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    policy_state: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     operation: Mapped[str | None] = mapped_column(sa.String(20))
     operation_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -147,3 +148,16 @@ class Snapshot(Base):
     path: Mapped[str] = mapped_column(sa.String(1000))
     checkpoint_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Alert(Base):
+    """Something people must be told about an application (delivery to channels is recorded apart)."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int | None] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    title: Mapped[str] = mapped_column(sa.String(500))
+    message: Mapped[str] = mapped_column(LongText)
+    facts: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
