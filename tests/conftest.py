@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -26,6 +27,20 @@ from streampilot.settings import FlinkSettings, Settings, TrackingSettings
 
 PG = os.environ.get("STREAMPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL = os.environ.get("STREAMPILOT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(scope="session")
+def jobs_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test jobs in tests/e2e/jobs/*.java, compiled with javac against the bundled Flink's lib/."""
+    home = bundled_home_path()
+    assert home is not None
+    out = tmp_path_factory.mktemp("jobsjar")
+    classes = out / "classes"
+    sources = sorted(str(p) for p in (Path(__file__).parent / "e2e" / "jobs").glob("*.java"))
+    subprocess.run(["javac", "-d", str(classes), "-cp", f"{home}/lib/*", *sources], check=True)
+    jar = out / "test-jobs.jar"
+    subprocess.run(["jar", "--create", "--file", str(jar), "-C", str(classes), "."], check=True)
+    return jar
 
 
 @pytest.fixture(scope="session")

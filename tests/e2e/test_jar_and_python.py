@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from streampilot.flink.homes import bundled_home_path
 from tests.helpers import wait_app, wait_state
 
 pytestmark = [pytest.mark.flink]
 JOBS = Path(__file__).parent / "jobs"
 
 
-@pytest.fixture(scope="session")
-def tiny_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = bundled_home_path()
-    assert home is not None
-    out = tmp_path_factory.mktemp("tinyjar")
-    classes = out / "classes"
-    subprocess.run(["javac", "-d", str(classes), "-cp", f"{home}/lib/*", str(JOBS / "TinyJob.java")], check=True)
-    jar = out / "tiny-job.jar"
-    subprocess.run(["jar", "--create", "--file", str(jar), "-C", str(classes), "."], check=True)
-    return jar
-
-
-async def test_jar_app_runs_savepoints_and_restores(api: httpx.AsyncClient, flink: int, tiny_jar: Path) -> None:
-    upload = await api.post("/api/v1/jars", files={"file": ("tiny-job.jar", tiny_jar.read_bytes())})
+async def test_jar_app_runs_savepoints_and_restores(api: httpx.AsyncClient, flink: int, jobs_jar: Path) -> None:
+    upload = await api.post("/api/v1/jars", files={"file": ("tiny-job.jar", jobs_jar.read_bytes())})
     assert upload.status_code == 201, upload.text
     jar_id = upload.json()["id"]
 

@@ -21,6 +21,7 @@ class PolicyMemory:
     restarts_ms: list[int] = field(default_factory=list)  # policy restarts after FAILED
     budget_spent_noted: bool = False
     stall_noted_for_ms: int | None = None  # the last completion time a stall was reported for
+    expect_restore: str | None = None  # a policy restart's checkpoint, until Flink confirms it restored it
 
     @classmethod
     def load(cls, raw: dict[str, Any] | None) -> PolicyMemory:
@@ -32,6 +33,7 @@ class PolicyMemory:
             restarts_ms=[int(t) for t in raw.get("restarts_ms", [])],
             budget_spent_noted=bool(raw.get("budget_spent_noted", False)),
             stall_noted_for_ms=raw.get("stall_noted_for_ms"),
+            expect_restore=raw.get("expect_restore"),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -42,6 +44,7 @@ class PolicyMemory:
             "restarts_ms": self.restarts_ms,
             "budget_spent_noted": self.budget_spent_noted,
             "stall_noted_for_ms": self.stall_noted_for_ms,
+            "expect_restore": self.expect_restore,
         }
 
 

@@ -67,6 +67,7 @@ class CheckpointInfo:
     size_bytes: int | None
     failure_message: str | None = None
     is_savepoint: bool = False
+    failure_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def _checkpoint(raw: dict[str, Any] | None) -> CheckpointInfo | None:
         size_bytes=raw.get("checkpointed_size", raw.get("state_size")),
         failure_message=raw.get("failure_message"),
         is_savepoint=bool(raw.get("is_savepoint", raw.get("savepoint", False))),
+        failure_ms=raw.get("failure_timestamp"),
     )
 
 

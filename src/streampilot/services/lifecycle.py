@@ -122,76 +122,101 @@ class Lifecycle:
         )
 
     async def start(
-        self, app_id: int, *, restore: str = "none", allow_non_restored_state: bool = False, version: int | None = None
+        self,
+        app_id: int,
+        *,
+        restore: str = "none",
+        allow_non_restored_state: bool = False,
+        version: int | None = None,
     ) -> App:
         async with self.operation(app_id, "start"):
-            app = await self.apps.get(app_id)
-            if AppState(app.state) not in STARTABLE_STATES:
-                raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
-            chosen, spec = await self.apps.spec(app_id, version)
-            cluster, client = await self._cluster(app)
-            home = await ClusterService(self.ctx).home_info(cluster.flink_home_id)
-            restore_path = await self.resolve_restore(app, restore)
-            job_id = uuid.uuid4().hex
-            submission = await SubmissionBuilder(self.ctx).build(
-                app_id=app.id,
-                app_name=app.name,
-                version=chosen,
-                spec=spec,
-                home=home,
-                job_id=job_id,
-                restore_path=restore_path,
+            await self._start(
+                app_id,
+                restore=restore,
                 allow_non_restored_state=allow_non_restored_state,
+                version=version,
+                cause=Cause.USER,
+                why="start",
             )
-            previous = AppState(app.state)
-            previous_job = app.job_id
-            how = f"from {restore_path}" if restore_path else "without restoring state"
+        return await self.apps.get(app_id)
+
+    async def _start(
+        self,
+        app_id: int,
+        *,
+        restore: str,
+        allow_non_restored_state: bool,
+        version: int | None,
+        cause: Cause,
+        why: str,
+    ) -> None:
+        """Submit a new job; the caller holds the operation slot."""
+        app = await self.apps.get(app_id)
+        if AppState(app.state) not in STARTABLE_STATES:
+            raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
+        chosen, spec = await self.apps.spec(app_id, version)
+        cluster, client = await self._cluster(app)
+        home = await ClusterService(self.ctx).home_info(cluster.flink_home_id)
+        restore_path = await self.resolve_restore(app, restore)
+        job_id = uuid.uuid4().hex
+        submission = await SubmissionBuilder(self.ctx).build(
+            app_id=app.id,
+            app_name=app.name,
+            version=chosen,
+            spec=spec,
+            home=home,
+            job_id=job_id,
+            restore_path=restore_path,
+            allow_non_restored_state=allow_non_restored_state,
+        )
+        previous = AppState(app.state)
+        previous_job = app.job_id
+        how = f"from {restore_path}" if restore_path else "without restoring state"
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            assert row is not None
+            # Recorded before submission: after a crash the tracker finds this job id.
+            await set_app_state(
+                s,
+                row,
+                AppState.STARTING,
+                cause,
+                f"{why} of version {chosen} on cluster {cluster.name!r} {how} (job {job_id})",
+                job_id=job_id,
+                submitted_at=utcnow(),
+                launch_config=submission.run.configuration,
+                running_version=chosen,
+                desired_state="RUNNING",
+                job_state=None,
+                tasks_running=None,
+                tasks_total=None,
+                unconfirmed_since=None,
+                config_verified=None,
+                config_mismatches=None,
+                last_checkpoint=None,
+            )
+        try:
+            await self.ctx.uploads.submit(client, submission)
+        except FlinkRejected as exc:
+            error = explain_rejection(submission, exc, spec.kind)
+            await self._roll_back_start(app_id, previous, previous_job, f"Flink rejected the job: {error}", cause)
+            raise error from None
+        except FlinkUnavailable as exc:
             async with self.ctx.sessions() as s, s.begin():
                 row = await lock_app(s, app_id)
                 assert row is not None
-                # Recorded before submission: after a crash the tracker finds this job id.
-                await set_app_state(
+                await record_event(
                     s,
                     row,
-                    AppState.STARTING,
-                    Cause.USER,
-                    f"start of version {chosen} on cluster {cluster.name!r} {how} (job {job_id})",
-                    job_id=job_id,
-                    submitted_at=utcnow(),
-                    launch_config=submission.run.configuration,
-                    running_version=chosen,
-                    desired_state="RUNNING",
-                    job_state=None,
-                    tasks_running=None,
-                    tasks_total=None,
-                    unconfirmed_since=None,
-                    config_verified=None,
-                    config_mismatches=None,
-                    last_checkpoint=None,
+                    row.state,
+                    Cause.SYSTEM,
+                    f"submission outcome unknown ({exc}); the tracker looks for job {job_id}",
                 )
-            try:
-                await self.ctx.uploads.submit(client, submission)
-            except FlinkRejected as exc:
-                error = explain_rejection(submission, exc, spec.kind)
-                await self._roll_back_start(app_id, previous, previous_job, f"Flink rejected the job: {error}")
-                raise error from None
-            except FlinkUnavailable as exc:
-                async with self.ctx.sessions() as s, s.begin():
-                    row = await lock_app(s, app_id)
-                    assert row is not None
-                    await record_event(
-                        s,
-                        row,
-                        row.state,
-                        Cause.SYSTEM,
-                        f"submission outcome unknown ({exc}); the tracker looks for job {job_id}",
-                    )
-                raise Unavailable(
-                    f"cluster {cluster.name!r} did not answer the submission: {exc}; the job may "
-                    f"still start, the tracker watches for job {job_id}"
-                ) from None
-            self._follow(app_id)
-        return await self.apps.get(app_id)
+            raise Unavailable(
+                f"cluster {cluster.name!r} did not answer the submission: {exc}; the job may "
+                f"still start, the tracker watches for job {job_id}"
+            ) from None
+        self._follow(app_id)
 
     def _follow(self, app_id: int) -> None:
         """Observe a just-started app closely (not only every tick) until it leaves STARTING."""
@@ -256,12 +281,14 @@ class Lifecycle:
                 await self.observe.observe_app(app_id)
         return await self.apps.get(app_id)
 
-    async def _roll_back_start(self, app_id: int, previous: AppState, previous_job: str | None, why: str) -> None:
+    async def _roll_back_start(
+        self, app_id: int, previous: AppState, previous_job: str | None, why: str, cause: Cause = Cause.USER
+    ) -> None:
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app_id)
             assert row is not None
             await set_app_state(
-                s, row, previous, Cause.USER, why, job_id=previous_job, desired_state="STOPPED", submitted_at=None
+                s, row, previous, cause, why, job_id=previous_job, desired_state="STOPPED", submitted_at=None
             )
 
     async def _require_active(self, app_id: int) -> tuple[App, FlinkClient]:
@@ -327,14 +354,42 @@ class Lifecycle:
 
     async def cancel(self, app_id: int) -> App:
         async with self.operation(app_id, "cancel"):
-            app, client = await self._require_active(app_id)
-            assert app.job_id is not None
-            try:
-                await client.cancel(app.job_id)
-            except FlinkError as exc:
-                raise _flink_failure("cancel", app, exc) from None
-            await self._set(app_id, AppState.STOPPING, "cancel requested", desired_state="STOPPED")
-            await self._wait_terminal(app_id)
+            await self._cancel(app_id, Cause.USER, "cancel requested", desired_state="STOPPED")
+        return await self.apps.get(app_id)
+
+    async def _cancel(self, app_id: int, cause: Cause, why: str, **fields: Any) -> None:
+        """Cancel the app's job and wait until Flink reports it ended; the caller holds the slot."""
+        app, client = await self._require_active(app_id)
+        assert app.job_id is not None
+        try:
+            await client.cancel(app.job_id)
+        except FlinkError as exc:
+            raise _flink_failure("cancel", app, exc) from None
+        await self._set(app_id, AppState.STOPPING, why, cause=cause, **fields)
+        await self._wait_terminal(app_id)
+
+    async def restart(self, app_id: int, *, restore: str, why: str, cause: Cause = Cause.POLICY) -> App | None:
+        """Cancel (if running) and start again from ``restore``, as one operation.
+
+        Used by policies: it never races a user's operation (the slot is taken, or this is a Conflict)
+        and does nothing when the user wants the app stopped. Returns None if it did not act.
+        """
+        async with self.operation(app_id, "restart"):
+            app = await self.apps.get(app_id)
+            if app.desired_state != "RUNNING":
+                return None
+            if AppState(app.state) in ACTIVE_STATES:
+                await self._cancel(app_id, cause, f"{why}: canceling job {app.job_id}")
+            if AppState((await self.apps.get(app_id)).state) not in STARTABLE_STATES:
+                raise Conflict(f"job of application {app.name!r} did not end after cancel; restart abandoned")
+            await self._start(
+                app_id,
+                restore=restore,
+                allow_non_restored_state=False,
+                version=app.running_version,
+                cause=cause,
+                why=why,
+            )
         return await self.apps.get(app_id)
 
     async def savepoint(self, app_id: int) -> str:
@@ -353,11 +408,11 @@ class Lifecycle:
             await self._note(app_id, f"savepoint {result.path} written")
             return result.path
 
-    async def _set(self, app_id: int, to: AppState, why: str, **fields: Any) -> None:
+    async def _set(self, app_id: int, to: AppState, why: str, cause: Cause = Cause.USER, **fields: Any) -> None:
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app_id)
             assert row is not None
-            await set_app_state(s, row, to, Cause.USER, why, **fields)
+            await set_app_state(s, row, to, cause, why, **fields)
 
     async def _note(self, app_id: int, detail: str) -> None:
         async with self.ctx.sessions() as s, s.begin():

@@ -16,6 +16,7 @@ from streampilot.services.context import Context
 from streampilot.services.jars import JarService
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
+from streampilot.services.policies import PolicyLoop
 from streampilot.services.tracker import Tracker
 from streampilot.settings import Settings
 from streampilot.store.db import create_engine, migrate, sessions
@@ -49,6 +50,7 @@ class Platform:
     settings: Settings
     ctx: Context = field(init=False)
     tracker: Tracker = field(init=False)
+    policies: PolicyLoop = field(init=False)
     loops: list[Loop] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -60,6 +62,7 @@ class Platform:
             runners=RunnerBuilder(self.settings.home / "runners"),
         )
         self.tracker = Tracker(self.ctx)
+        self.policies = PolicyLoop(self.ctx, Lifecycle(self.ctx, observe=self.tracker))
 
     @property
     def apps(self) -> AppService:
@@ -103,6 +106,7 @@ class Platform:
         self.loops = [
             Loop("tracker", t.tick_s, self.tracker.run_once),
             Loop("details", t.detail_every_s, self.tracker.details_once),
+            Loop("policies", t.tick_s, self.policies.run_once),
         ]
         for loop in self.loops:
             loop.start()
@@ -110,6 +114,7 @@ class Platform:
     async def stop_loops(self) -> None:
         for loop in self.loops:
             await loop.stop()
+        await self.policies.close()
 
     async def start_local_clusters(self, *, create_default: bool) -> list[Cluster]:
         """Start (or adopt) local clusters the user wants running; create 'local' on first start."""

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from streampilot.domain.alerts import AlertReason
 from streampilot.domain.apps import AppSpec
 from streampilot.domain.states import (
     ACTIVE_STATES,
@@ -30,6 +31,7 @@ from streampilot.domain.states import (
 from streampilot.domain.transitions import AppView, Decision, decide
 from streampilot.domain.verify import compare
 from streampilot.flink.client import CheckpointStats, FlinkError, JobSummary
+from streampilot.services.alerting import alert_for_transition, raise_alert
 from streampilot.services.context import Context
 from streampilot.services.statewriter import lock_app, record_event, set_app_state
 from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
@@ -196,7 +198,11 @@ class Tracker:
             if d.tasks is not None:
                 fields["tasks_running"], fields["tasks_total"] = d.tasks
             if d.state is not None:
+                previous = AppState(row.state)
                 await set_app_state(s, row, d.state, Cause.OBSERVER, d.detail, at=obs.at, **fields)
+                reason = alert_for_transition(previous, d.state)
+                if reason is not None:
+                    raise_alert(s, row, reason, d.detail, previous_state=previous.value)
             else:
                 for k, v in fields.items():
                     setattr(row, k, v)
@@ -253,6 +259,8 @@ class Tracker:
                     else "Flink runs with other settings than asked: " + "; ".join(mismatches)
                 )
                 await record_event(s, row, row.state, Cause.OBSERVER, detail)
+                if mismatches:
+                    raise_alert(s, row, AlertReason.CONFIG_MISMATCH, detail, mismatches=mismatches)
 
     async def _store_checkpoints(self, app_id: int, job_id: str, stats: CheckpointStats) -> None:
         latest = stats.latest_completed

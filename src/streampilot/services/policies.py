@@ -1,0 +1,233 @@
+"""The policy loop: what Flink cannot do itself, decided by domain/policies.py, acted on here.
+
+Per pass, for every app whose running version has a policy:
+- checkpoint failures: distinct failed checkpoint ids in the window (Flink's history plus
+  ``latest.failed``) reaching N → restart from the last completed checkpoint, or alert; once per breach;
+- checkpoint stall: no completed checkpoint for ``after_s`` → alert (optionally restart); once per stall;
+- auto-restart: a FAILED app the user wants running is started again from its latest checkpoint or
+  savepoint, at most ``max_restarts`` times per window; then it is left FAILED, and we say so.
+Actions run as background tasks, one at a time per app, through the lifecycle's operation slot, so
+they never race a user's operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from streampilot.domain.alerts import AlertReason
+from streampilot.domain.apps import AppSpec
+from streampilot.domain.errors import SpecError
+from streampilot.domain.policies import (
+    PolicyMemory,
+    acted,
+    checkpoint_breach,
+    note_failures,
+    restart_allowed,
+    stalled,
+)
+from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
+from streampilot.flink.client import CheckpointStats, FlinkError
+from streampilot.services.alerting import raise_alert
+from streampilot.services.context import Context
+from streampilot.services.errors import ServiceError
+from streampilot.services.lifecycle import Lifecycle
+from streampilot.services.statewriter import lock_app, record_event
+from streampilot.store.orm import App, AppVersion, Cluster
+
+log = logging.getLogger("streampilot.policies")
+KEEP_FAILURES_MS = 24 * 3600 * 1000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def failures_of(stats: CheckpointStats) -> dict[int, int]:
+    found = {c.checkpoint_id: c.failure_ms or c.trigger_ms for c in stats.history if c.status == "FAILED"}
+    if stats.latest_failed is not None:
+        latest = stats.latest_failed
+        found[latest.checkpoint_id] = latest.failure_ms or latest.trigger_ms
+    return found
+
+
+@dataclass
+class PolicyLoop:
+    ctx: Context
+    lifecycle: Lifecycle
+    actions: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    reactions_ms: list[int] = field(default_factory=list)  # breach failure time -> restart submitted
+    _specs: dict[tuple[int, int], AppSpec] = field(default_factory=dict)
+
+    async def _spec(self, app_id: int, version: int) -> AppSpec:
+        key = (app_id, version)
+        if key not in self._specs:
+            async with self.ctx.sessions() as s:
+                raw = (
+                    await s.execute(
+                        sa.select(AppVersion.spec).where(AppVersion.app_id == app_id, AppVersion.version == version)
+                    )
+                ).scalar_one()
+            self._specs[key] = AppSpec.model_validate(raw)
+        return self._specs[key]
+
+    async def run_once(self) -> None:
+        watched = [s.value for s in ACTIVE_STATES] + [AppState.FAILED.value]
+        async with self.ctx.sessions() as s:
+            rows = (
+                await s.execute(
+                    sa.select(App, Cluster)
+                    .join(Cluster, App.cluster_id == Cluster.id)
+                    .where(App.state.in_(watched), App.running_version.is_not(None))
+                )
+            ).all()
+        await asyncio.gather(*(self._check(app, cluster) for app, cluster in rows))
+
+    async def _check(self, app: App, cluster: Cluster) -> None:
+        if app.id in self.actions or app.operation:
+            return  # an action or a user's operation is under way: judge again afterwards
+        assert app.running_version is not None
+        spec = await self._spec(app.id, app.running_version)
+        if not (spec.checkpoint_failure_policy or spec.checkpoint_stall or spec.auto_restart):
+            return
+        memory = PolicyMemory.load(app.policy_state)
+        before = memory.dump()
+        try:
+            if app.state == AppState.FAILED.value:
+                await self._auto_restart(app, spec, memory)
+            elif app.state in (AppState.RUNNING.value, AppState.RESTARTING.value) and app.job_id:
+                stats = await self.ctx.client(cluster).checkpoints(app.job_id)
+                await self._checkpoints(app, spec, memory, stats)
+        except FlinkError as exc:
+            log.debug("policy check of app %s: %s", app.id, exc)
+        if memory.dump() != before:
+            async with self.ctx.sessions() as s, s.begin():
+                await s.execute(sa.update(App).where(App.id == app.id).values(policy_state=memory.dump()))
+
+    async def _checkpoints(self, app: App, spec: AppSpec, memory: PolicyMemory, stats: CheckpointStats) -> None:
+        assert app.job_id is not None
+        now = now_ms()
+        if memory.expect_restore is not None and app.state == AppState.RUNNING.value:
+            restored = stats.latest_restored_path
+            if restored == memory.expect_restore:
+                await self._note(app, f"confirmed: the new job restored checkpoint {restored}")
+            else:
+                await self._note(
+                    app, f"the new job did not restore {memory.expect_restore} (Flink restored {restored or 'nothing'})"
+                )
+            memory.expect_restore = None
+        note_failures(memory, app.job_id, failures_of(stats), now, KEEP_FAILURES_MS)
+        policy = spec.checkpoint_failure_policy
+        if policy is not None:
+            breach = checkpoint_breach(memory, policy, now)
+            if breach is not None:
+                acted(memory, now)
+                last_good = stats.latest_completed.external_path if stats.latest_completed else None
+                text = f"{breach.describe()}: policy says {policy.action}"
+                facts: dict[str, Any] = {
+                    "failures": breach.failures,
+                    "window_s": breach.window_s,
+                    "checkpoint_ids": list(breach.checkpoint_ids),
+                }
+                await self._event(app, text, AlertReason.CHECKPOINT_FAILURES, facts)
+                if policy.action == "restart":
+                    nth = sorted(memory.failed[c] for c in breach.checkpoint_ids)[-1]
+                    self._act(app.id, self._restart(app.id, last_good, text, breached_at_ms=nth))
+        stall = spec.checkpoint_stall
+        if stall is not None and spec.checkpointing.interval_s is not None and app.state == AppState.RUNNING.value:
+            last = stats.latest_completed.latest_ack_ms if stats.latest_completed else None
+            since = int(app.submitted_at.timestamp() * 1000) if app.submitted_at else now
+            if stalled(stall, last, since, now) and memory.stall_noted_for_ms != (last or -1):
+                memory.stall_noted_for_ms = last or -1
+                text = f"no completed checkpoint for {stall.after_s:g} s"
+                await self._event(app, text, AlertReason.CHECKPOINT_STALLED, {"after_s": stall.after_s})
+                if stall.restart:
+                    path = stats.latest_completed.external_path if stats.latest_completed else None
+                    self._act(app.id, self._restart(app.id, path, f"checkpoint stall ({text})"))
+
+    async def _auto_restart(self, app: App, spec: AppSpec, memory: PolicyMemory) -> None:
+        budget = spec.auto_restart
+        if budget is None or app.desired_state != "RUNNING":
+            return
+        now = now_ms()
+        if restart_allowed(memory, budget, now):
+            memory.restarts_ms.append(now)
+            memory.budget_spent_noted = False
+            n = len(memory.restarts_ms)
+            why = f"auto-restart {n} of {budget.max_restarts} within {budget.window_s:g} s after the job FAILED"
+            self._act(app.id, self._restart(app.id, None, why))
+        elif not memory.budget_spent_noted:
+            memory.budget_spent_noted = True
+            text = (
+                f"auto-restart budget spent: {len(memory.restarts_ms)} restarts within {budget.window_s:g} s; "
+                "leaving the application FAILED"
+            )
+            await self._event(
+                app,
+                text,
+                AlertReason.RESTART_BUDGET_SPENT,
+                {"restarts": len(memory.restarts_ms), "window_s": budget.window_s},
+            )
+
+    async def _note(self, app: App, text: str) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app.id)
+            if row is not None:
+                await record_event(s, row, row.state, Cause.POLICY, text)
+
+    async def _event(self, app: App, text: str, reason: AlertReason, facts: dict[str, Any]) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app.id)
+            if row is None:
+                return
+            await record_event(s, row, row.state, Cause.POLICY, text)
+            raise_alert(s, row, reason, text, **facts)
+
+    def _act(self, app_id: int, work: Any) -> None:
+        """Run one action for an app in the background; never two at once for the same app."""
+
+        async def run() -> None:
+            try:
+                await work
+            except ServiceError as exc:
+                log.warning("policy action for app %s did not go through: %s", app_id, exc)
+                async with self.ctx.sessions() as s, s.begin():
+                    row = await lock_app(s, app_id)
+                    if row is not None:
+                        await record_event(s, row, row.state, Cause.POLICY, f"policy action not taken: {exc}")
+            except Exception:
+                log.exception("policy action for app %s failed", app_id)
+            finally:
+                self.actions.pop(app_id, None)
+
+        self.actions[app_id] = asyncio.create_task(run(), name=f"policy:{app_id}")
+
+    async def _restart(self, app_id: int, checkpoint: str | None, why: str, breached_at_ms: int | None = None) -> None:
+        restore = checkpoint or "latest"
+        if checkpoint is None:
+            try:
+                await self.lifecycle.resolve_restore(await self.lifecycle.apps.get(app_id), "latest")
+            except SpecError:
+                restore = "none"  # nothing retained: start fresh rather than not at all
+        restarted = await self.lifecycle.restart(app_id, restore=restore, why=f"restart by policy ({why})")
+        if restarted is None:
+            return
+        if breached_at_ms is not None:
+            self.reactions_ms.append(now_ms() - breached_at_ms)
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            if row is None:
+                return
+            memory = PolicyMemory.load(row.policy_state)
+            memory.expect_restore = checkpoint
+            row.policy_state = memory.dump()
+            raise_alert(s, row, AlertReason.RESTARTED_BY_POLICY, f"restarted from {restore}: {why}", restore=restore)
+
+    async def close(self) -> None:
+        for task in list(self.actions.values()):
+            task.cancel()
