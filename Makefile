@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint bench bench-fleet clean
+.PHONY: run test lint bench bench-fleet bench-policy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(VENV)/.dev-installed
 
 bench-fleet: $(VENV)/.dev-installed
 	$(PY) -m bench.fleet
+
+bench-policy: $(VENV)/.dev-installed
+	$(PY) -m bench.policy
 
 clean:
 	rm -rf $(VENV) .streampilot .pytest_cache .mypy_cache
