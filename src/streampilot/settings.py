@@ -32,6 +32,16 @@ class FlinkSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    dispatch_tick_s: float = 1.0
+    # The same app and reason reach a channel at most once per this period; the rest are counted.
+    throttle_s: float = 300.0
+    max_attempts: int = 5
+    backoff_s: float = 2.0  # first retry after this, doubling each time
+    console_url: str | None = None  # base URL for links in messages; default: the server's own address
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -44,6 +54,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     flink: FlinkSettings = field(default_factory=FlinkSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -66,8 +77,13 @@ class Settings:
             tick_s=_float(env, "STREAMPILOT_TRACKING_TICK_S", base.tracking.tick_s),
             lost_after_s=_float(env, "STREAMPILOT_TRACKING_LOST_AFTER_S", base.tracking.lost_after_s),
         )
+        alerts = AlertSettings(
+            throttle_s=_float(env, "STREAMPILOT_ALERTS_THROTTLE_S", base.alerts.throttle_s),
+            console_url=env.get("STREAMPILOT_CONSOLE_URL") or None,
+        )
         return replace(
             base,
+            alerts=alerts,
             home=home,
             database_url=env.get("STREAMPILOT_DATABASE_URL") or None,
             server=server,

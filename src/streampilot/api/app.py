@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from streampilot import __version__
-from streampilot.api.routers import alerts, apps, clusters, system
+from streampilot.api.routers import alerts, apps, channels, clusters, system
 from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError
@@ -81,4 +81,5 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     app.include_router(clusters.jobs)
     app.include_router(apps.router)
     app.include_router(alerts.router)
+    app.include_router(channels.router)
     return app

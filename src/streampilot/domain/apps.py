@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from streampilot.domain.alerts import AlertReason
 from streampilot.domain.errors import FieldProblem
 from streampilot.domain.restart import RestartStrategy
 
@@ -77,6 +78,9 @@ class AppSpec(_Strict):
     auto_restart: AutoRestart | None = None
     checkpoint_stall: CheckpointStall | None = None
     alert_channel_ids: list[int] = Field(default_factory=list)
+    alert_reasons: list[AlertReason] | None = Field(
+        default=None, description="Which reasons reach the channels; null means all of them."
+    )
 
     def kind_problems(self) -> list[FieldProblem]:
         """Fields that are missing or foreign for this kind of application."""

@@ -138,6 +138,14 @@ def _program_error(errors: list[str]) -> str | None:
     return None
 
 
+def root_cause(stacktrace: str) -> str:
+    """The innermost "Caused by:" of a Java stack trace (what went wrong), else its first line."""
+    causes = [
+        ln.strip()[len("Caused by: ") :] for ln in stacktrace.splitlines() if ln.strip().startswith("Caused by: ")
+    ]
+    return causes[-1] if causes else stacktrace.split("\n")[0]
+
+
 def _task_counts(tasks: dict[str, Any]) -> tuple[int, int]:
     running = int(tasks.get("running", 0))
     total = int(tasks.get("total", sum(int(v) for v in tasks.values() if isinstance(v, int))))
@@ -271,7 +279,7 @@ class FlinkClient:
             {
                 "timestamp_ms": e.get("timestamp"),
                 "exception": e.get("exceptionName"),
-                "message": (e.get("stacktrace") or "").split("\n")[0],
+                "message": root_cause(e.get("stacktrace") or ""),
                 "stacktrace": e.get("stacktrace"),
                 "task": e.get("taskName"),
             }

@@ -25,7 +25,7 @@ from streampilot.services.submissions import (
     launch_config,
     validate_on_cluster,
 )
-from streampilot.store.orm import App, AppEvent, AppVersion, Cluster
+from streampilot.store.orm import AlertChannel, App, AppEvent, AppVersion, Cluster
 
 
 def spec_from(data: dict[str, Any]) -> AppSpec:
@@ -103,6 +103,16 @@ class AppService:
                 problems.append(FieldProblem("jar_id", f"no uploaded jar with id {spec.jar_id}; upload it first"))
             except SpecError as exc:
                 problems.extend(exc.problems)
+        if spec.alert_channel_ids:
+            async with self.ctx.sessions() as s:
+                known = set(
+                    (
+                        await s.execute(sa.select(AlertChannel.id).where(AlertChannel.id.in_(spec.alert_channel_ids)))
+                    ).scalars()
+                )
+            unknown = [c for c in spec.alert_channel_ids if c not in known]
+            if unknown:
+                problems.append(FieldProblem("alert_channel_ids", f"no alert channel with id {unknown[0]}"))
         if problems:
             raise SpecError(problems)
         if clash is not None and clash != app_id:

@@ -11,8 +11,10 @@ from streampilot.domain.apps import AppKind, AppSpec, Checkpointing
 from streampilot.flink.launch import RunnerBuilder
 from streampilot.services.accounts import AccountService
 from streampilot.services.apps import AppService
+from streampilot.services.channels import ChannelService
 from streampilot.services.clusters import LOCAL, ClusterService
 from streampilot.services.context import Context
+from streampilot.services.dispatch import Dispatcher
 from streampilot.services.jars import JarService
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
@@ -51,6 +53,7 @@ class Platform:
     ctx: Context = field(init=False)
     tracker: Tracker = field(init=False)
     policies: PolicyLoop = field(init=False)
+    dispatcher: Dispatcher = field(init=False)
     loops: list[Loop] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,6 +65,7 @@ class Platform:
             runners=RunnerBuilder(self.settings.home / "runners"),
         )
         self.tracker = Tracker(self.ctx)
+        self.dispatcher = Dispatcher(self.ctx)
         self.policies = PolicyLoop(self.ctx, Lifecycle(self.ctx, observe=self.tracker))
 
     @property
@@ -107,6 +111,7 @@ class Platform:
             Loop("tracker", t.tick_s, self.tracker.run_once),
             Loop("details", t.detail_every_s, self.tracker.details_once),
             Loop("policies", t.tick_s, self.policies.run_once),
+            Loop("alerts", self.settings.alerts.dispatch_tick_s, self.dispatcher.run_once),
         ]
         for loop in self.loops:
             loop.start()
@@ -149,6 +154,11 @@ class Platform:
         app = await self.apps.create(EXAMPLE_APP, cluster_id, spec)
         return await self.lifecycle.start(app.id)
 
+    @property
+    def channels(self) -> ChannelService:
+        return ChannelService(self.ctx)
+
     async def close(self) -> None:
         await self.stop_loops()
+        await self.dispatcher.close()
         await self.ctx.close()

@@ -161,3 +161,44 @@ class Alert(Base):
     title: Mapped[str] = mapped_column(sa.String(500))
     message: Mapped[str] = mapped_column(LongText)
     facts: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    fanned_out: Mapped[bool] = mapped_column(default=False, index=True)
+
+
+class AlertChannel(Base):
+    __tablename__ = "alert_channels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    config: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # secrets included: never returned, never logged
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AlertDelivery(Base):
+    """One alert to one channel: pending, sent, failed, or suppressed by throttling."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (sa.Index("ix_alert_deliveries_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int] = mapped_column(sa.ForeignKey("alert_channels.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[int | None] = mapped_column()
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    suppressed_before: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("alert_deliveries.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ok: Mapped[bool] = mapped_column()
+    temporary: Mapped[bool] = mapped_column()
+    status_code: Mapped[int | None] = mapped_column()
+    detail: Mapped[str] = mapped_column(LongText)
+    duration_ms: Mapped[int] = mapped_column()

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from streampilot.api.deps import PlatformDep, account
-from streampilot.store.orm import Alert
+from streampilot.api.routers.channels import deliveries
+from streampilot.store.orm import Alert, AlertDelivery
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(account)])
 
 
 class AlertOut(BaseModel):
     id: int
+    deliveries: list[dict[str, Any]] = []
     app_id: int | None
     at: datetime
     reason: str
@@ -34,7 +36,14 @@ async def _alerts(p: PlatformDep, app_id: int | None, limit: int) -> list[AlertO
     if app_id is not None:
         q = q.where(Alert.app_id == app_id)
     async with p.ctx.sessions() as s:
-        return [AlertOut.of(a) for a in (await s.execute(q)).scalars()]
+        out = [AlertOut.of(a) for a in (await s.execute(q)).scalars()]
+        by_alert: dict[int, list[dict[str, Any]]] = {}
+        if out:
+            for d in reversed(await deliveries(s, AlertDelivery.alert_id.in_([a.id for a in out]))):
+                by_alert.setdefault(d["alert_id"], []).append(d)
+        for item in out:
+            item.deliveries = by_alert.get(item.id, [])
+        return out
 
 
 @router.get("/alerts")

@@ -1,0 +1,1 @@
+"""Adapters that deliver alerts to people: email over SMTP, webhooks and chat robots."""

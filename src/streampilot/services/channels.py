@@ -1,0 +1,111 @@
+"""Alert channels: configured once (validated per kind), referenced by apps, tested on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from streampilot.alerts.senders import SendResult, send
+from streampilot.domain.channels import CONFIGS, MASK, ChannelKind, Message, _Config
+from streampilot.domain.errors import FieldProblem, SpecError
+from streampilot.services.context import Context
+from streampilot.services.errors import Conflict, NotFound
+from streampilot.store.orm import AlertChannel
+
+
+def parse_config(kind: str, raw: dict[str, Any]) -> _Config:
+    try:
+        channel_kind = ChannelKind(kind)
+    except ValueError:
+        kinds = ", ".join(k.value for k in ChannelKind)
+        raise SpecError.one("kind", f"unknown channel kind {kind!r}; use one of {kinds}") from None
+    try:
+        return CONFIGS[channel_kind].model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(
+            [
+                FieldProblem(".".join(["config", *(str(p) for p in e["loc"])]), e["msg"].removeprefix("Value error, "))
+                for e in exc.errors()
+            ]
+        ) from None
+
+
+@dataclass
+class ChannelService:
+    ctx: Context
+
+    async def list_channels(self) -> list[AlertChannel]:
+        async with self.ctx.sessions() as s:
+            return list((await s.execute(sa.select(AlertChannel).order_by(AlertChannel.id))).scalars())
+
+    async def get(self, channel_id: int) -> AlertChannel:
+        async with self.ctx.sessions() as s:
+            channel = await s.get(AlertChannel, channel_id)
+        if channel is None:
+            raise NotFound(f"no alert channel with id {channel_id}")
+        return channel
+
+    async def create(self, name: str, kind: str, raw: dict[str, Any]) -> AlertChannel:
+        config = parse_config(kind, raw)
+        async with self.ctx.sessions() as s, s.begin():
+            if (await s.execute(sa.select(AlertChannel.id).where(AlertChannel.name == name))).first():
+                raise Conflict(f"an alert channel named {name!r} already exists; choose another name")
+            channel = AlertChannel(name=name, kind=kind, config=config.model_dump(mode="json"))
+            s.add(channel)
+            await s.flush()
+            return channel
+
+    async def update(self, channel_id: int, name: str | None, raw: dict[str, Any] | None) -> AlertChannel:
+        channel = await self.get(channel_id)
+        merged = dict(channel.config)
+        for key, value in (raw or {}).items():
+            if value != MASK:  # a masked secret sent back unchanged keeps its stored value
+                merged[key] = value
+        config = parse_config(channel.kind, merged)
+        async with self.ctx.sessions() as s, s.begin():
+            row = await s.get(AlertChannel, channel_id)
+            assert row is not None
+            if name and name != row.name:
+                if (await s.execute(sa.select(AlertChannel.id).where(AlertChannel.name == name))).first():
+                    raise Conflict(f"an alert channel named {name!r} already exists; choose another name")
+                row.name = name
+            row.config = config.model_dump(mode="json")
+            return row
+
+    async def delete(self, channel_id: int) -> None:
+        await self.get(channel_id)
+        async with self.ctx.sessions() as s, s.begin():
+            await s.execute(sa.delete(AlertChannel).where(AlertChannel.id == channel_id))
+
+    async def test(self, channel_id: int) -> SendResult:
+        channel = await self.get(channel_id)
+        config = CONFIGS[ChannelKind(channel.kind)].model_validate(channel.config)
+        message = Message(
+            title=f"streampilot test message for channel {channel.name!r}",
+            reason="test",
+            app="-",
+            state=None,
+            previous_state=None,
+            at=datetime.now(UTC),
+            cluster=None,
+            job_id=None,
+            summary="If you can read this, alerts reach this channel.",
+        )
+        async with httpx.AsyncClient() as http:
+            return await send(http, config, message)
+
+
+def masked(channel: AlertChannel) -> dict[str, Any]:
+    config = CONFIGS[ChannelKind(channel.kind)].model_validate(channel.config)
+    return {
+        "id": channel.id,
+        "name": channel.name,
+        "kind": channel.kind,
+        "config": config.masked(),
+        "created_at": channel.created_at,
+    }
