@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint bench bench-fleet bench-policy clean
+.PHONY: run test lint bench bench-fleet bench-policy bench-console clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,20 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[flink,dev]'
 	touch $(VENV)/.run-installed $@
 
-run: $(VENV)/.run-installed
+# The console's browser libraries (htmx, CodeMirror) come from the npm registry, never from the repository.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Browser tests drive Debian's Chromium (no browser download at run time).
+/usr/bin/chromium:
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+	  (echo "could not install chromium: install Debian's 'chromium' package" && exit 1)
+
+run: $(VENV)/.run-installed web/node_modules/.installed
 	$(VENV)/bin/streampilot server $(ARGS)
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed web/node_modules/.installed /usr/bin/chromium
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -34,6 +44,9 @@ bench-fleet: $(VENV)/.dev-installed
 
 bench-policy: $(VENV)/.dev-installed
 	$(PY) -m bench.policy
+
+bench-console: $(VENV)/.dev-installed
+	$(PY) -m bench.console
 
 clean:
 	rm -rf $(VENV) .streampilot .pytest_cache .mypy_cache

@@ -29,8 +29,15 @@ def overview(cluster: int, jobs: int, t0: float) -> bytes:
         flipped = k == 0 and now >= flip_at(t0, cluster)
         state = "RESTARTING" if flipped else "RUNNING"
         running = 0 if flipped else 2
-        listing.append({"jid": job_id(cluster, k), "name": f"job-{cluster}-{k}", "state": state,
-                        "start-time": int(t0 * 1000), "tasks": {"running": running, "total": 2}})
+        listing.append(
+            {
+                "jid": job_id(cluster, k),
+                "name": f"job-{cluster}-{k}",
+                "state": state,
+                "start-time": int(t0 * 1000),
+                "tasks": {"running": running, "total": 2},
+            }
+        )
     return json.dumps({"jobs": listing}).encode()
 
 
@@ -44,8 +51,14 @@ async def serve(clusters: int, jobs: int, base_port: int, t0: float) -> None:
                     body, status = overview(cluster, jobs, t0), b"200 OK"
                 else:
                     body, status = b'{"errors":["Not found"]}', b"404 Not Found"
-                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+                writer.write(
+                    b"HTTP/1.1 "
+                    + status
+                    + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -32,22 +32,57 @@ async def populate(platform: Platform) -> None:
     now = utcnow()
     async with platform.ctx.sessions() as s, s.begin():
         for c in range(CLUSTERS):
-            s.add(Cluster(id=c + 1, name=f"fake-{c}", kind="standalone", rest_url=f"http://127.0.0.1:{BASE_PORT + c}",
-                          flink_version="2.3.0", options={}))
+            s.add(
+                Cluster(
+                    id=c + 1,
+                    name=f"fake-{c}",
+                    kind="standalone",
+                    rest_url=f"http://127.0.0.1:{BASE_PORT + c}",
+                    flink_version="2.3.0",
+                    options={},
+                )
+            )
         await s.flush()
         for c in range(CLUSTERS):
             for k in range(JOBS):
                 app_id = c * JOBS + k + 1
-                s.add(App(id=app_id, name=f"app-{c}-{k}", cluster_id=c + 1, state="RUNNING", job_state="RUNNING",
-                          job_id=job_id(c, k), tasks_running=2, tasks_total=2, desired_state="RUNNING",
-                          running_version=1, observed_at=now, submitted_at=now))
+                s.add(
+                    App(
+                        id=app_id,
+                        name=f"app-{c}-{k}",
+                        cluster_id=c + 1,
+                        state="RUNNING",
+                        job_state="RUNNING",
+                        job_id=job_id(c, k),
+                        tasks_running=2,
+                        tasks_total=2,
+                        desired_state="RUNNING",
+                        running_version=1,
+                        observed_at=now,
+                        submitted_at=now,
+                    )
+                )
                 s.add(AppVersion(app_id=app_id, version=1, spec=SPEC))
 
 
 async def run(home: Path) -> None:
     t0 = time.time()
-    fleet = subprocess.Popen([sys.executable, "-m", "bench.fakeflink", "--clusters", str(CLUSTERS), "--jobs",
-                              str(JOBS), "--base-port", str(BASE_PORT), "--t0", str(t0)], stdout=subprocess.PIPE)
+    fleet = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.fakeflink",
+            "--clusters",
+            str(CLUSTERS),
+            "--jobs",
+            str(JOBS),
+            "--base-port",
+            str(BASE_PORT),
+            "--t0",
+            str(t0),
+        ],
+        stdout=subprocess.PIPE,
+    )
     assert fleet.stdout is not None and fleet.stdout.readline().strip() == b"ready"
     settings = replace(Settings(), home=home, tracking=TrackingSettings(tick_s=TICK, lost_after_s=60))
     platform = Platform(settings)
@@ -67,8 +102,13 @@ async def run(home: Path) -> None:
         while time.time() < deadline:
             await asyncio.sleep(0.05)
             async with platform.ctx.sessions() as s:
-                rows = (await s.execute(sa.select(AppEvent.id, AppEvent.app_id).where(
-                    AppEvent.id > last_event, AppEvent.to_state == "RESTARTING"))).all()
+                rows = (
+                    await s.execute(
+                        sa.select(AppEvent.id, AppEvent.app_id).where(
+                            AppEvent.id > last_event, AppEvent.to_state == "RESTARTING"
+                        )
+                    )
+                ).all()
             now = time.time()
             for event_id, app_id in rows:
                 seen_at.setdefault(app_id, now)
@@ -84,13 +124,17 @@ async def run(home: Path) -> None:
         latencies.sort()
         print(f"fleet: {CLUSTERS * JOBS} apps on {CLUSTERS} clusters, tick {TICK} s, {passes} passes in {wall:.1f} s")
         print(f"requests per tick: {requests / max(passes, 1):.1f}   (goal: {CLUSTERS}, one per cluster)")
-        print(f"tracker process CPU: {100 * cpu / wall:.1f} % of one core   (goal <= 25 %; steady state, includes the "
-              "bench's own 20 Hz event poller)")
+        print(
+            f"tracker process CPU: {100 * cpu / wall:.1f} % of one core   (goal <= 25 %; steady state, includes the "
+            "bench's own 20 Hz event poller)"
+        )
         print(f"overruns (a pass longer than the tick): {loop.overruns}")
         if latencies:
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-            print(f"detection latency over {len(latencies)} changes: median {statistics.median(latencies):.2f} s, "
-                  f"p99 {p99:.2f} s   (goal p99 <= {TICK + 0.5:.1f} s)")
+            print(
+                f"detection latency over {len(latencies)} changes: median {statistics.median(latencies):.2f} s, "
+                f"p99 {p99:.2f} s   (goal p99 <= {TICK + 0.5:.1f} s)"
+            )
         missed = CLUSTERS - len(latencies)
         if missed:
             print(f"changes not detected within the run: {missed}")

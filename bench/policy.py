@@ -44,8 +44,11 @@ async def wait(cond, timeout: float = 120) -> None:  # type: ignore[no-untyped-d
 async def run(root: Path) -> None:
     home_path = bundled_home_path()
     assert home_path is not None
-    cluster = LocalCluster(LocalClusterLayout(home=inspect_home(home_path), root=root / "flink",
-                                              rest_port=free_port(), rpc_port=free_port(), slots=8))
+    cluster = LocalCluster(
+        LocalClusterLayout(
+            home=inspect_home(home_path), root=root / "flink", rest_port=free_port(), rpc_port=free_port(), slots=8
+        )
+    )
     await cluster.start()
     platform = Platform(replace(Settings(), home=root / "home"))
     markers = root / "markers"
@@ -55,9 +58,14 @@ async def run(root: Path) -> None:
         platform.start_loops()
         c = await platform.clusters.add("bench", "standalone", rest_url=cluster.layout.rest_url)
         jar = await platform.jars.store("policy-job.jar", build_jar(home_path, root).read_bytes())
-        spec = AppSpec(kind=AppKind.JAR, jar_id=jar.id, entry_class="example.PolicyJob", args=[str(markers)],
-                       checkpointing=Checkpointing(interval_s=0.5, timeout_s=1, tolerable_failed_checkpoints=1000),
-                       checkpoint_failure_policy=CheckpointFailurePolicy(failures=2, window_s=300, action="restart"))
+        spec = AppSpec(
+            kind=AppKind.JAR,
+            jar_id=jar.id,
+            entry_class="example.PolicyJob",
+            args=[str(markers)],
+            checkpointing=Checkpointing(interval_s=0.5, timeout_s=1, tolerable_failed_checkpoints=1000),
+            checkpoint_failure_policy=CheckpointFailurePolicy(failures=2, window_s=300, action="restart"),
+        )
         app = await platform.apps.create("policy-bench", c.id, spec)
         await platform.lifecycle.start(app.id)
         for _ in range(ROUNDS):
@@ -77,8 +85,10 @@ async def run(root: Path) -> None:
             await wait(restarted)
         reactions = [ms / 1000 for ms in platform.policies.reactions_ms]
         tick = platform.settings.tracking.tick_s
-        print(f"checkpoint-failure policy reaction over {len(reactions)} restarts (tick {tick:g} s): "
-              f"median {statistics.median(reactions):.2f} s, max {max(reactions):.2f} s   (goal <= {tick + 1:g} s)")
+        print(
+            f"checkpoint-failure policy reaction over {len(reactions)} restarts (tick {tick:g} s): "
+            f"median {statistics.median(reactions):.2f} s, max {max(reactions):.2f} s   (goal <= {tick + 1:g} s)"
+        )
     finally:
         await platform.close()
         await cluster.stop()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from streampilot import __version__
 from streampilot.api.routers import alerts, apps, channels, clusters, system
@@ -17,6 +20,8 @@ from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError
 from streampilot.services.platform import Platform
+from streampilot.web import pages
+from streampilot.web.pages import LoginRequired, login_redirect
 
 log = logging.getLogger("streampilot.api")
 
@@ -44,6 +49,12 @@ def _problems(errors: Sequence[Any]) -> list[dict[str, str]]:
             message = "; ".join(dict.fromkeys(messages))
         out.append({"field": name, "message": message})
     return out
+
+
+def web_assets_dir() -> Path:
+    """Browser libraries installed from npm at set-up (web/node_modules beside src/)."""
+    override = os.environ.get("STREAMPILOT_WEB_ASSETS")
+    return Path(override) if override else Path(__file__).resolve().parents[3] / "web" / "node_modules"
 
 
 def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
@@ -75,6 +86,22 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     async def _refused(_: Request, exc: TransitionRefused) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(LoginRequired)
+    async def _login(_: Request, exc: LoginRequired) -> Response:
+        return login_redirect(exc)
+
+    app.mount("/static", StaticFiles(directory=str(Path(pages.__file__).parent / "static")), name="static")
+    assets = web_assets_dir()
+    if assets.is_dir():
+        app.mount("/assets", StaticFiles(directory=str(assets)), name="assets")
+    else:
+        log.warning(
+            "console assets not found at %s (run 'make run' to install them); pages work without "
+            "live updates and the SQL editor",
+            assets,
+        )
+    app.include_router(pages.public)
+    app.include_router(pages.router)
     app.include_router(system.public)
     app.include_router(system.router)
     app.include_router(clusters.router)

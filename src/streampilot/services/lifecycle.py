@@ -33,6 +33,17 @@ from streampilot.services.submissions import SubmissionBuilder, explain_rejectio
 from streampilot.store.orm import App, Cluster, Snapshot, utcnow
 
 STALE_OPERATION = timedelta(minutes=15)
+# What we knew about an app's previous job, cleared whenever the app gets a new one.
+FRESH_JOB_FIELDS: dict[str, Any] = {
+    "job_state": None,
+    "tasks_running": None,
+    "tasks_total": None,
+    "unconfirmed_since": None,
+    "config_verified": None,
+    "config_mismatches": None,
+    "config_readback": None,
+    "last_checkpoint": None,
+}
 
 
 class Observer(Protocol):
@@ -187,13 +198,7 @@ class Lifecycle:
                 launch_config=submission.run.configuration,
                 running_version=chosen,
                 desired_state="RUNNING",
-                job_state=None,
-                tasks_running=None,
-                tasks_total=None,
-                unconfirmed_since=None,
-                config_verified=None,
-                config_mismatches=None,
-                last_checkpoint=None,
+                **FRESH_JOB_FIELDS,
             )
         try:
             await self.ctx.uploads.submit(client, submission)
@@ -269,13 +274,7 @@ class Lifecycle:
                 desired_state="RUNNING",
                 submitted_at=None,
                 launch_config=None,
-                job_state=None,
-                tasks_running=None,
-                tasks_total=None,
-                unconfirmed_since=None,
-                config_verified=None,
-                config_mismatches=None,
-                last_checkpoint=None,
+                **FRESH_JOB_FIELDS,
             )
             if self.observe is not None:
                 await self.observe.observe_app(app_id)

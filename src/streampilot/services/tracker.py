@@ -253,6 +253,12 @@ class Tracker:
                     return
                 row.config_verified = not mismatches
                 row.config_mismatches = mismatches
+                exec_cfg = job_config.get("execution-config") or {}
+                row.config_readback = {
+                    "restart_strategy": exec_cfg.get("restart-strategy"),
+                    "parallelism": exec_cfg.get("job-parallelism"),
+                    "checkpointing": checkpoint_config,
+                }
                 detail = (
                     "Flink runs with the settings asked for (verified from its readback)"
                     if not mismatches

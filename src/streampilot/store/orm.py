@@ -106,6 +106,7 @@ class App(Base):
     launch_config: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     config_verified: Mapped[bool | None] = mapped_column()
     config_mismatches: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    config_readback: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # what Flink reported it runs with
     last_checkpoint: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     policy_state: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     operation: Mapped[str | None] = mapped_column(sa.String(20))

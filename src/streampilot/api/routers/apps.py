@@ -34,7 +34,9 @@ async def _out(p: Platform, app: App, with_spec: bool = False) -> AppOut:
 
 @router.get("")
 async def list_apps(p: PlatformDep, state: str | None = None, cluster_id: int | None = None) -> list[AppOut]:
-    return [await _out(p, a) for a in await p.apps.list_apps(state, cluster_id)]
+    return [
+        AppOut.of(a, AppSpec.model_validate(spec)) for a, spec, _ in await p.apps.list_with_specs(state, cluster_id)
+    ]
 
 
 @router.post("", status_code=201)

@@ -1,0 +1,88 @@
+"""Server-side render time of the console's pages with 1,000 applications in the database
+(goal: none over 300 ms). Run: ``make bench-console``."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from streampilot.api.app import create_app
+from streampilot.services.platform import Platform
+from streampilot.settings import Settings
+from streampilot.store.orm import App, AppEvent, AppVersion, Cluster, utcnow
+
+APPS = 1000
+SPEC = {"kind": "sql", "sql": "INSERT INTO b SELECT 1", "parallelism": 1, "checkpointing": {"interval_s": 10}}
+
+
+async def run(home: Path) -> None:
+    platform = Platform(replace(Settings(), home=home))
+    await platform.open()
+    now = utcnow()
+    async with platform.ctx.sessions() as s, s.begin():
+        s.add(Cluster(id=1, name="bench", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
+        await s.flush()
+        for i in range(APPS):
+            state = ("RUNNING", "FAILED", "CANCELED", "RESTARTING")[i % 4]
+            s.add(
+                App(
+                    id=i + 1,
+                    name=f"app-{i:04d}",
+                    cluster_id=1,
+                    state=state,
+                    job_state=state,
+                    job_id=f"{i:032x}",
+                    tasks_running=2,
+                    tasks_total=2,
+                    observed_at=now,
+                    submitted_at=now,
+                    running_version=1,
+                    last_checkpoint={"completed": 5, "id": 5, "completed_at_ms": 1},
+                )
+            )
+            s.add(AppVersion(app_id=i + 1, version=1, spec=SPEC))
+            for k in range(5):
+                s.add(
+                    AppEvent(app_id=i + 1, from_state="STARTING", to_state=state, cause="observer", detail=f"event {k}")
+                )
+    token = platform.settings.token_file.read_text().strip()
+    app = create_app(platform)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://b", cookies={"streampilot_token": token}
+    ) as client:
+        for path in (
+            "/apps",
+            "/apps/table",
+            "/apps/table?state=FAILED",
+            "/apps/500",
+            "/apps/500/status",
+            "/apps/new",
+            "/clusters",
+            "/alert-channels",
+        ):
+            times = []
+            for _ in range(7):
+                t0 = time.perf_counter()
+                resp = await client.get(path)
+                times.append(time.perf_counter() - t0)
+                assert resp.status_code == 200, (path, resp.status_code)
+            print(
+                f"{path:28s} median {1000 * statistics.median(times):6.1f} ms   max {1000 * max(times):6.1f} ms"
+                "   (goal <= 300 ms)"
+            )
+    await platform.close()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,534 @@
+"""Console pages over the same services as the API. Forms post, then redirect (works without JS);
+htmx refreshes the live parts (app list, app status) by polling small fragments."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData, UploadFile
+
+from streampilot.domain.alerts import AlertReason
+from streampilot.domain.channels import ChannelKind
+from streampilot.domain.errors import SpecError
+from streampilot.domain.states import ACTIVE_STATES, AppState
+from streampilot.flink.client import FlinkError
+from streampilot.services.apps import spec_from
+from streampilot.services.channels import masked
+from streampilot.services.errors import ServiceError
+from streampilot.services.platform import Platform
+from streampilot.store.orm import Account, App, Cluster
+from streampilot.web import views
+from streampilot.web.forms import LIST_FIELDS, form_to_body, spec_to_form
+
+COOKIE = "streampilot_token"
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals.update(
+    errors_under=views.errors_under,
+    ago=views.ago,
+    span=views.span,
+    size=views.size,
+    badge=views.BADGE,
+    ms_time=views.ms_time,
+    states=[s.value for s in AppState],
+    reasons=[r.value for r in AlertReason],
+    channel_kinds=[k.value for k in ChannelKind],
+)
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def platform(request: Request) -> Platform:
+    p: Platform = request.app.state.platform
+    return p
+
+
+async def page_account(request: Request) -> Account:
+    token = request.cookies.get(COOKIE, "")
+    account = await platform(request).accounts.authenticate(token) if token else None
+    if account is None:
+        raise LoginRequired(str(request.url.path))
+    return account
+
+
+public = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(page_account)])
+
+
+def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    ctx.setdefault("notice", request.query_params.get("notice"))
+    ctx.setdefault("error", request.query_params.get("error"))
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def back(url: str, *, notice: str | None = None, error: str | None = None) -> RedirectResponse:
+    params = {k: v for k, v in (("notice", notice), ("error", error)) if v}
+    return RedirectResponse(f"{url}?{urlencode(params)}" if params else url, status_code=303)
+
+
+def problems_of(exc: SpecError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in exc.problems:
+        where = f" (line {p.line}{f', column {p.column}' if p.column else ''})" if p.line else ""
+        out.setdefault(p.field, p.message + where)
+    return out
+
+
+def flat(form: FormData) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            continue
+        if key in LIST_FIELDS:
+            out.setdefault(key, []).append(value)
+        else:
+            out[key] = value
+    return out
+
+
+# ---- login ------------------------------------------------------------------------------------
+@public.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", next=request.query_params.get("next", "/apps"))
+
+
+@public.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    token = str(form.get("token", "")).strip()
+    target = str(form.get("next") or "/apps")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/apps"
+    if not token or await platform(request).accounts.authenticate(token) is None:
+        return render(
+            request,
+            "login.html",
+            status=401,
+            next=target,
+            error="That token is not valid. The admin token is in $STREAMPILOT_HOME/admin.token.",
+        )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=7 * 86400)
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/apps", status_code=303)
+
+
+# ---- application list -------------------------------------------------------------------------
+async def app_rows(p: Platform, state: str | None, cluster_id: int | None) -> list[dict[str, Any]]:
+    rows = await p.apps.list_with_specs(state, cluster_id)
+    return [{"app": app, "kind": spec.get("kind"), "cluster": cluster} for app, spec, cluster in rows]
+
+
+def _filters(request: Request) -> tuple[str | None, int | None]:
+    state = request.query_params.get("state") or None
+    cluster = request.query_params.get("cluster_id") or ""
+    return state, int(cluster) if cluster.isdigit() else None
+
+
+@router.get("/apps")
+async def apps_page(request: Request) -> HTMLResponse:
+    p = platform(request)
+    state, cluster_id = _filters(request)
+    return render(
+        request,
+        "apps.html",
+        rows=await app_rows(p, state, cluster_id),
+        clusters=await p.clusters.list_clusters(),
+        state=state,
+        cluster_id=cluster_id,
+        query=request.url.query,
+    )
+
+
+@router.get("/apps/table")
+async def apps_table(request: Request) -> HTMLResponse:
+    state, cluster_id = _filters(request)
+    return render(
+        request, "_apps_table.html", rows=await app_rows(platform(request), state, cluster_id), query=request.url.query
+    )
+
+
+# ---- create / edit ----------------------------------------------------------------------------
+async def _form_context(p: Platform) -> dict[str, Any]:
+    return {"clusters": await p.clusters.list_clusters(), "channels": await p.channels.list_channels()}
+
+
+@router.get("/apps/new")
+async def new_app(request: Request) -> HTMLResponse:
+    p = platform(request)
+    ctx = await _form_context(p)
+    first = ctx["clusters"][0].id if ctx["clusters"] else ""
+    values = {
+        "kind": "sql",
+        "parallelism": "1",
+        "cluster_id": str(first),
+        "checkpointing.enabled": "on",
+        "checkpointing.interval_s": "10",
+        "checkpointing.retain_on_cancel": "on",
+    }
+    return render(request, "app_form.html", values=values, errors={}, app=None, **ctx)
+
+
+async def _read_form(request: Request) -> tuple[dict[str, Any], UploadFile | None]:
+    form = await request.form()
+    upload = form.get("jar_file")
+    return flat(form), upload if isinstance(upload, UploadFile) and upload.filename else None
+
+
+async def _body_from(p: Platform, values: dict[str, Any], upload: UploadFile | None) -> dict[str, Any]:
+    if upload is not None and values.get("kind") == "jar":
+        jar = await p.jars.store(upload.filename or "job.jar", await upload.read())
+        values["jar_id"] = str(jar.id)
+    body = form_to_body(values)
+    for foreign in {
+        "sql": ("jar_id", "entry_class", "python", "args"),
+        "jar": ("sql", "python"),
+        "python": ("sql", "jar_id", "entry_class"),
+    }.get(str(values.get("kind")), ()):
+        body.pop(foreign, None)
+    return body
+
+
+@router.post("/apps/new")
+async def create_app(request: Request) -> Response:
+    p = platform(request)
+    values, upload = await _read_form(request)
+    try:
+        body = await _body_from(p, values, upload)
+        name = str(body.pop("name", "")).strip()
+        cluster = str(body.pop("cluster_id", ""))
+        if not cluster.isdigit():
+            raise SpecError.one("cluster_id", "choose a cluster (add one on the Clusters page)")
+        app = await p.apps.create(name, int(cluster), spec_from(body))
+    except SpecError as exc:
+        return render(
+            request,
+            "app_form.html",
+            status=422,
+            values=values,
+            errors=problems_of(exc),
+            app=None,
+            **await _form_context(p),
+        )
+    except ServiceError as exc:
+        return render(
+            request,
+            "app_form.html",
+            status=exc.status,
+            values=values,
+            errors={},
+            app=None,
+            error=str(exc),
+            **await _form_context(p),
+        )
+    return back(f"/apps/{app.id}", notice=f"Application {app.name} created.")
+
+
+@router.get("/apps/{app_id}/edit")
+async def edit_app(request: Request, app_id: int) -> HTMLResponse:
+    p = platform(request)
+    app = await p.apps.get(app_id)
+    _, spec = await p.apps.spec(app_id)
+    return render(
+        request,
+        "app_form.html",
+        values=spec_to_form(spec, app.name, app.cluster_id),
+        errors={},
+        app=app,
+        **await _form_context(p),
+    )
+
+
+@router.post("/apps/{app_id}/edit")
+async def save_app(request: Request, app_id: int) -> Response:
+    p = platform(request)
+    app = await p.apps.get(app_id)
+    values, upload = await _read_form(request)
+    try:
+        body = await _body_from(p, values, upload)
+        changes: dict[str, Any] = {"name": str(body.pop("name", app.name)).strip() or app.name}
+        cluster = str(body.pop("cluster_id", app.cluster_id))
+        changes["cluster_id"] = int(cluster) if cluster.isdigit() else app.cluster_id
+        # The form shows the whole spec: unset optional sections become null (removed).
+        for section in (
+            "restart_strategy",
+            "checkpoint_failure_policy",
+            "auto_restart",
+            "checkpoint_stall",
+            "alert_reasons",
+            "entry_class",
+        ):
+            body.setdefault(section, None)
+        body.setdefault("alert_channel_ids", [])
+        body.setdefault("args", [])
+        changes.update(body)
+        app = await p.apps.update(app_id, changes)
+    except SpecError as exc:
+        return render(
+            request,
+            "app_form.html",
+            status=422,
+            values=values,
+            errors=problems_of(exc),
+            app=app,
+            **await _form_context(p),
+        )
+    except ServiceError as exc:
+        return render(
+            request,
+            "app_form.html",
+            status=exc.status,
+            values=values,
+            errors={},
+            app=app,
+            error=str(exc),
+            **await _form_context(p),
+        )
+    return back(f"/apps/{app_id}", notice=f"Saved as version {app.current_version}.")
+
+
+# ---- detail -----------------------------------------------------------------------------------
+async def _live(p: Platform, app: App, cluster: Cluster) -> dict[str, Any]:
+    """Checkpoint history and exceptions straight from Flink; a slow cluster never blocks the page."""
+    if not app.job_id:
+        return {"history": [], "exceptions": [], "live_error": None}
+    client = p.ctx.client(cluster)
+    try:
+        stats, exceptions = await asyncio.wait_for(
+            asyncio.gather(client.checkpoints(app.job_id), client.exceptions(app.job_id)), timeout=2
+        )
+    except (FlinkError, TimeoutError) as exc:
+        return {"history": [], "exceptions": [], "live_error": f"Flink did not answer: {exc or 'timeout'}"}
+    history = [c.__dict__ for c in stats.history]
+    return {"history": history, "exceptions": exceptions[:10], "live_error": None, "stats": stats}
+
+
+@router.get("/apps/{app_id}")
+async def app_page(request: Request, app_id: int) -> HTMLResponse:
+    p = platform(request)
+    app = await p.apps.get(app_id)
+    _, spec = await p.apps.spec(app_id)
+    cluster = await p.clusters.get(app.cluster_id)
+    a, b = request.query_params.get("a"), request.query_params.get("b")
+    diff = None
+    if a and b and a.isdigit() and b.isdigit():
+        try:
+            diff = await p.apps.diff(app_id, int(a), int(b)) or "(no difference)"
+        except ServiceError as exc:
+            diff = str(exc)
+    return render(
+        request,
+        "app_detail.html",
+        app=app,
+        spec=spec,
+        cluster=cluster,
+        events=await p.apps.events(app_id, 200),
+        savepoints=await p.lifecycle.snapshots(app_id, "savepoint"),
+        checkpoints=await p.lifecycle.snapshots(app_id, "checkpoint"),
+        versions=await p.apps.versions(app_id),
+        diff=diff,
+        a=a,
+        b=b,
+        launch=app.launch_config or {},
+        chart=views.checkpoint_chart,
+        flink_ui=f"{cluster.rest_url}/#/job/running/{app.job_id}/overview" if app.job_id else cluster.rest_url,
+        active=AppState(app.state) in ACTIVE_STATES,
+        **await _live(p, app, cluster),
+    )
+
+
+@router.get("/apps/{app_id}/status")
+async def app_status(request: Request, app_id: int) -> HTMLResponse:
+    p = platform(request)
+    app = await p.apps.get(app_id)
+    return render(request, "_status.html", app=app, active=AppState(app.state) in ACTIVE_STATES)
+
+
+async def _act(app_id: int, what: str, work: Any) -> Response:
+    try:
+        result = await work
+    except SpecError as exc:
+        return back(f"/apps/{app_id}", error=f"{what} refused: " + "; ".join(problems_of(exc).values()))
+    except ServiceError as exc:
+        return back(f"/apps/{app_id}", error=f"{what} failed: {exc}")
+    notice = f"Savepoint written to {result}." if what == "Savepoint" else f"{what} requested."
+    return back(f"/apps/{app_id}", notice=notice)
+
+
+@router.post("/apps/{app_id}/start")
+async def start(request: Request, app_id: int) -> Response:
+    form = await request.form()
+    version = str(form.get("version") or "")
+    return await _act(
+        app_id,
+        "Start",
+        platform(request).lifecycle.start(
+            app_id,
+            restore=str(form.get("restore") or "none"),
+            allow_non_restored_state=bool(form.get("allow_non_restored_state")),
+            version=int(version) if version.isdigit() else None,
+        ),
+    )
+
+
+@router.post("/apps/{app_id}/stop")
+async def stop(request: Request, app_id: int) -> Response:
+    form = await request.form()
+    return await _act(
+        app_id,
+        "Stop",
+        platform(request).lifecycle.stop(
+            app_id, savepoint=form.get("savepoint", "on") == "on", drain=bool(form.get("drain"))
+        ),
+    )
+
+
+@router.post("/apps/{app_id}/cancel")
+async def cancel(request: Request, app_id: int) -> Response:
+    return await _act(app_id, "Cancel", platform(request).lifecycle.cancel(app_id))
+
+
+@router.post("/apps/{app_id}/savepoint")
+async def savepoint(request: Request, app_id: int) -> Response:
+    return await _act(app_id, "Savepoint", platform(request).lifecycle.savepoint(app_id))
+
+
+@router.post("/apps/{app_id}/delete")
+async def delete(request: Request, app_id: int) -> Response:
+    try:
+        await platform(request).apps.delete(app_id)
+    except ServiceError as exc:
+        return back(f"/apps/{app_id}", error=str(exc))
+    return back("/apps", notice="Application deleted.")
+
+
+# ---- clusters, homes, channels ----------------------------------------------------------------
+@router.get("/clusters")
+async def clusters_page(request: Request) -> HTMLResponse:
+    p = platform(request)
+    clusters = await p.clusters.list_clusters()
+    runtime = await asyncio.gather(*(p.clusters.status(c) for c in clusters))
+    return render(
+        request,
+        "clusters.html",
+        clusters=list(zip(clusters, runtime, strict=True)),
+        homes=await p.clusters.list_homes(),
+    )
+
+
+@router.post("/clusters")
+async def add_cluster(request: Request) -> Response:
+    form = await request.form()
+    try:
+        await platform(request).clusters.add(
+            str(form.get("name", "")).strip(),
+            str(form.get("kind", "")),
+            rest_url=str(form.get("rest_url") or "") or None,
+        )
+    except SpecError as exc:
+        return back("/clusters", error="; ".join(f"{k}: {v}" for k, v in problems_of(exc).items()))
+    except ServiceError as exc:
+        return back("/clusters", error=str(exc))
+    return back("/clusters", notice="Cluster added.")
+
+
+@router.post("/clusters/{cluster_id}/{action}")
+async def cluster_action(request: Request, cluster_id: int, action: str) -> Response:
+    p = platform(request)
+    try:
+        if action == "start":
+            await p.clusters.start(cluster_id)
+        elif action == "stop":
+            await p.clusters.stop(cluster_id)
+        else:
+            return back("/clusters", error=f"unknown action {action!r}")
+    except ServiceError as exc:
+        return back("/clusters", error=str(exc))
+    return back("/clusters", notice=f"Cluster {action} done.")
+
+
+@router.get("/alert-channels")
+async def channels_page(request: Request) -> HTMLResponse:
+    p = platform(request)
+    from streampilot.api.routers.channels import deliveries
+    from streampilot.store.orm import AlertDelivery
+
+    async with p.ctx.sessions() as s:
+        recent = await deliveries(s, AlertDelivery.id > 0)
+    return render(
+        request,
+        "channels.html",
+        channels=[masked(c) for c in await p.channels.list_channels()],
+        deliveries=recent[:50],
+        values={},
+        errors={},
+    )
+
+
+@router.post("/alert-channels")
+async def add_channel(request: Request) -> Response:
+    import json
+
+    p = platform(request)
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items()}
+    try:
+        config = json.loads(values.get("config") or "{}")
+        if not isinstance(config, dict):
+            raise ValueError("the configuration must be a JSON object")
+        await p.channels.create(values.get("name", "").strip(), values.get("kind", ""), config)
+    except ValueError as exc:
+        errors = {"config": f"not valid JSON: {exc}"}
+        return await _channels_again(request, values, errors)
+    except SpecError as exc:
+        return await _channels_again(request, values, problems_of(exc))
+    except ServiceError as exc:
+        return back("/alert-channels", error=str(exc))
+    return back("/alert-channels", notice="Channel added.")
+
+
+async def _channels_again(request: Request, values: dict[str, str], errors: dict[str, str]) -> HTMLResponse:
+    p = platform(request)
+    return render(
+        request,
+        "channels.html",
+        status=422,
+        channels=[masked(c) for c in await p.channels.list_channels()],
+        deliveries=[],
+        values=values,
+        errors=errors,
+    )
+
+
+@router.post("/alert-channels/{channel_id}/test")
+async def test_channel(request: Request, channel_id: int) -> Response:
+    try:
+        result = await platform(request).channels.test(channel_id)
+    except ServiceError as exc:
+        return back("/alert-channels", error=str(exc))
+    if result.ok:
+        return back("/alert-channels", notice=f"Test message delivered ({result.status}).")
+    return back("/alert-channels", error=f"Test message not delivered: {result.detail}")
+
+
+def login_redirect(exc: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)

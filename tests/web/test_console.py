@@ -1,0 +1,148 @@
+"""The console in a real headless Chromium (Debian's package, driven by Playwright) against the real
+platform and the shared Flink cluster. Screenshots of the main pages go to test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from streampilot.api.app import create_app
+from streampilot.flink.local import free_port
+from streampilot.services.platform import Platform
+from tests.helpers import DATAGEN_SQL
+
+pytestmark = [pytest.mark.flink, pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def server(platform: Platform, flink: int) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    task = asyncio.create_task(srv.serve())
+    while not srv.started:
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+async def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def login(page: Page, base: str, token: str) -> None:
+    await page.goto(f"{base}/apps")
+    assert "/login" in page.url  # every page is behind the login
+    await page.fill("input[name=token]", "wrong")
+    await page.click("button.primary")
+    await expect(page.locator(".banner.error")).to_contain_text("not valid")
+    await shot(page, "login")
+    await page.fill("input[name=token]", token)
+    await page.click("button.primary")
+    await page.wait_for_url(f"{base}/apps")
+
+
+async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, token: str) -> None:
+    page = await browser.new_page(viewport={"width": 1300, "height": 900})
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await login(page, server, token)
+
+    await page.click("text=New application")
+    await page.fill("input[name=name]", "console-app")
+    await page.evaluate("sql => document.querySelector('.CodeMirror').CodeMirror.setValue(sql)", DATAGEN_SQL)
+    await page.fill("input[name='checkpointing.interval_s']", "1")
+    await page.check("input[name='restart_strategy.enabled']")
+    await page.select_option("select[name='restart_strategy.type']", "failure-rate")
+    await page.fill("input[name='restart_strategy.max_failures']", "3")
+    await page.fill("input[name='restart_strategy.interval_s']", "300")
+    await page.fill("input[name='restart_strategy.delay_s']", "2")
+    await shot(page, "app-form")
+    await page.click("text=Create application")
+    await expect(page.locator(".banner.notice")).to_contain_text("created")
+
+    await page.click("form[action$='/start'] button.primary")
+    badge = page.locator("#status .badge")
+    # The page is not reloaded: htmx refreshes the status until the tracker says RUNNING.
+    await expect(badge).to_have_attribute("data-state", "RUNNING", timeout=60_000)
+    await expect(page.locator("#status")).to_contain_text("verified", timeout=30_000)
+    await shot(page, "app-detail")
+
+    await page.click("text=Trigger savepoint")
+    await expect(page.locator(".banner.notice")).to_contain_text("Savepoint written")
+    await expect(page.locator("#savepoints tbody tr")).to_have_count(1)
+    await expect(page.locator("#savepoints")).to_contain_text("savepoint-")
+
+    await page.goto(f"{server}/apps")
+    row = page.locator("tr[data-app='console-app']")
+    await expect(row.locator(".badge")).to_have_text("RUNNING")
+    await shot(page, "apps")
+    await page.goto(f"{server}/apps?state=RUNNING")
+    await expect(page.locator("tr[data-app='console-app']")).to_have_count(1)
+    await page.goto(f"{server}/apps?state=FAILED")
+    await expect(page.locator("tr[data-app='console-app']")).to_have_count(0)
+
+    await page.goto(f"{server}/apps")
+    await row.locator("button", has_text="Stop").click()
+    await expect(page.locator(".banner.notice")).to_contain_text("Stop requested", timeout=60_000)
+    await expect(page.locator("#status .badge")).to_have_attribute("data-state", "FINISHED", timeout=30_000)
+
+    for name, path in (("clusters", "/clusters"), ("alert-channels", "/alert-channels")):
+        await page.goto(f"{server}{path}")
+        await shot(page, name)
+
+
+async def test_bad_value_shows_the_field_error_and_keeps_the_form(server: str, browser: Browser, token: str) -> None:
+    page = await browser.new_page(viewport={"width": 1300, "height": 900})
+    await login(page, server, token)
+    await page.goto(f"{server}/apps/new")
+    await page.fill("input[name=name]", "keep-me")
+    await page.evaluate("sql => document.querySelector('.CodeMirror').CodeMirror.setValue(sql)", DATAGEN_SQL)
+    await page.fill("input[name=parallelism]", "-3")
+    await page.fill("input[name='checkpointing.timeout_s']", "0")
+    await page.click("text=Create application")
+    await expect(page.locator(".field-error[data-field=parallelism]")).to_be_visible()
+    await expect(page.locator(".field-error[data-field='checkpointing.timeout_s']")).to_be_visible()
+    await expect(page.locator("input[name=name]")).to_have_value("keep-me")
+    await expect(page.locator("input[name=parallelism]")).to_have_value("-3")
+    kept = await page.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.getValue()")
+    assert "INSERT INTO snk" in kept
+    await shot(page, "app-form-errors")
+
+    # Flink's own verdict on the SQL comes back to the same field, with the line.
+    await page.fill("input[name=parallelism]", "1")
+    await page.fill("input[name='checkpointing.timeout_s']", "60")
+    await page.evaluate(
+        "sql => document.querySelector('.CodeMirror').CodeMirror.setValue(sql)",
+        DATAGEN_SQL.replace("SELECT id, v", "SELECT id, nosuchcol"),
+    )
+    await page.click("text=Create application")
+    await expect(page.locator(".field-error[data-field=sql]")).to_contain_text("nosuchcol")
+    await expect(page.locator(".field-error[data-field=sql]")).to_contain_text("line 3")
+    await page.goto(f"{server}/apps")
+    await expect(page.locator("tr[data-app='keep-me']")).to_have_count(0)
