@@ -55,6 +55,17 @@ async def test_field_errors_without_flink(api: httpx.AsyncClient) -> None:
         await api.post("/api/v1/apps", json={**base, "checkpoint_failure_policy": {"failures": 0, "window_s": 60}})
     )
     assert "sql" in fields(await api.post("/api/v1/apps", json={**base, "sql": "SELECT 1;"}))
+    assert "checkpoint_failure_policy.window_s" in fields(
+        await api.post("/api/v1/apps", json={**base, "checkpoint_failure_policy": {"failures": 2, "window_s": 0}})
+    )
+    assert "restart_strategy.delay_s" in fields(
+        await api.post(
+            "/api/v1/apps", json={**base, "restart_strategy": {"type": "fixed-delay", "attempts": 3, "delay_s": -1}}
+        )
+    )
+    assert "auto_restart.window_s" in fields(
+        await api.post("/api/v1/apps", json={**base, "auto_restart": {"max_restarts": 2, "window_s": -5}})
+    )
     assert "jar_id" in fields(await api.post("/api/v1/apps", json={"name": "j", "kind": "jar", "cluster_id": 1}))
     assert await no_apps(api)
 

@@ -146,6 +146,28 @@ async def test_alert_action_records_an_alert_and_does_not_restart(
 
 
 @SINGLE_DB
+async def test_checkpoint_stall_alerts_once(api: httpx.AsyncClient, flink: int, jobs_jar: Path, tmp_path: Path) -> None:
+    app_id = await policy_app(
+        api, flink, jobs_jar, tmp_path, "stalling", checkpointing=FAILING_CHECKPOINTS, checkpoint_stall={"after_s": 3}
+    )
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    job = (await running_with_checkpoints(api, app_id, 1))["status"]["job_id"]
+    assert not await alerts(api, app_id, "checkpoint_stalled")
+    (tmp_path / f"slow-{job}").touch()  # from now on no checkpoint completes
+    for _ in range(150):
+        stalled = await alerts(api, app_id, "checkpoint_stalled")
+        if stalled:
+            break
+        await asyncio.sleep(0.2)
+    assert stalled and stalled[0]["facts"]["after_s"] == 3
+    await asyncio.sleep(3)
+    assert len(await alerts(api, app_id, "checkpoint_stalled")) == 1  # once per stall, not every pass
+    app = (await api.get(f"/api/v1/apps/{app_id}")).json()
+    assert app["status"]["job_id"] == job  # alert only: no restart was asked for
+    await api.post(f"/api/v1/apps/{app_id}/cancel")
+
+
+@SINGLE_DB
 async def test_auto_restart_within_budget_then_left_failed(
     api: httpx.AsyncClient, flink: int, jobs_jar: Path, tmp_path: Path
 ) -> None:

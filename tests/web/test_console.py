@@ -98,6 +98,19 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     await expect(page.locator("#savepoints tbody tr")).to_have_count(1)
     await expect(page.locator("#savepoints")).to_contain_text("savepoint-")
 
+    # An edit makes version 2 (the running job keeps version 1); the diff shows what changed.
+    await page.click("text=Edit")
+    await expect(page.locator("input[name=name]")).to_have_value("console-app")
+    await expect(page.locator("input[name='restart_strategy.max_failures']")).to_have_value("3")
+    await page.fill("input[name=parallelism]", "2")
+    await page.click("text=Save as a new version")
+    await expect(page.locator(".banner.notice")).to_contain_text("version 2")
+    await page.select_option("select[name=a]", "1")
+    await page.select_option("select[name=b]", "2")
+    await page.click("text=Show diff")
+    await expect(page.locator("pre.diff .del")).to_contain_text(["-parallelism: 1"])
+    await expect(page.locator("pre.diff .add")).to_contain_text(["+parallelism: 2"])
+
     await page.goto(f"{server}/apps")
     row = page.locator("tr[data-app='console-app']")
     await expect(row.locator(".badge")).to_have_text("RUNNING")
