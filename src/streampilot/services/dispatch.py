@@ -45,8 +45,35 @@ class Dispatcher:
         await self.send_due()
 
     # ---- fan-out -----------------------------------------------------------------------------
+    async def _latest_exception(self, alert: Alert) -> str | None:
+        """The failed job's root cause, read once per alert so every channel tells the same story."""
+        async with self.ctx.sessions() as s:
+            app = await s.get(App, alert.app_id) if alert.app_id else None
+            cluster = await s.get(Cluster, app.cluster_id) if app else None
+        job_id = (alert.facts or {}).get("job_id")
+        if cluster is None or not job_id:
+            return None
+        for _ in range(5):  # Flink's exception history may lag the FAILED state by a moment
+            try:
+                found = await asyncio.wait_for(self.ctx.client(cluster).exceptions(str(job_id)), timeout=3)
+            except (FlinkError, TimeoutError):
+                return None
+            if found:
+                return str(found[0]["message"])
+            await asyncio.sleep(0.2)
+        return None
+
     async def fan_out(self) -> None:
         settings = self.ctx.settings.alerts
+        async with self.ctx.sessions() as s:
+            failed = list(
+                (
+                    await s.execute(
+                        sa.select(Alert).where(Alert.fanned_out.is_(False), Alert.reason == "job_failed").limit(50)
+                    )
+                ).scalars()
+            )
+        exceptions = {a.id: await self._latest_exception(a) for a in failed}
         async with self.ctx.sessions() as s, s.begin():
             alerts = list(
                 (
@@ -55,6 +82,8 @@ class Dispatcher:
             )
             for alert in alerts:
                 alert.fanned_out = True
+                if exceptions.get(alert.id):
+                    alert.facts = {**(alert.facts or {}), "exception": exceptions[alert.id]}
                 for channel_id in await self._channels_for(s, alert):
                     delivery = AlertDelivery(
                         alert_id=alert.id,
@@ -133,13 +162,7 @@ class Dispatcher:
             app = await s.get(App, alert.app_id) if alert.app_id else None
             cluster = await s.get(Cluster, app.cluster_id) if app else None
         facts = dict(alert.facts or {})
-        exception = None
-        if alert.reason == "job_failed" and cluster is not None and facts.get("job_id"):
-            try:
-                found = await self.ctx.client(cluster).exceptions(str(facts["job_id"]))
-                exception = found[0]["message"] if found else None
-            except FlinkError:
-                exception = None
+        exception = facts.pop("exception", None)
         base = self.ctx.settings.alerts.console_url or (
             f"http://{self.ctx.settings.server.host}:{self.ctx.settings.server.port}"
         )
