@@ -307,12 +307,27 @@ def cluster() -> None:
 
 @cluster.command("add")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["local", "standalone"]), required=True)
+@click.option(
+    "--kind", type=click.Choice(["local", "standalone", "kubernetes-application", "kubernetes-session"]), required=True
+)
 @click.option("--rest-url", default=None, help="REST address of a standalone cluster's JobManager.")
 @click.option("--slots", type=int, default=None, help="Task slots (local clusters).")
-def cluster_add(name: str, kind: str, rest_url: str | None, slots: int | None) -> None:
+@click.option(
+    "--options-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML with a Kubernetes cluster's options (kubeconfig, namespace, image, ...).",
+)
+def cluster_add(name: str, kind: str, rest_url: str | None, slots: int | None, options_file: str | None) -> None:
     """Register a cluster."""
-    c = Api().call("POST", "/clusters", json={"name": name, "kind": kind, "rest_url": rest_url, "slots": slots})
+    options = None
+    if options_file:
+        try:
+            options = yaml.safe_load(Path(options_file).read_text())
+        except yaml.YAMLError as exc:
+            fail(f"{options_file} is not valid YAML: {exc}")
+    body = {"name": name, "kind": kind, "rest_url": rest_url, "slots": slots, "options": options}
+    c = Api().call("POST", "/clusters", json=body)
     console.print(f"added cluster [bold]{c['name']}[/bold] (id {c['id']}, {c['kind']}, Flink {c['flink_version']})")
 
 

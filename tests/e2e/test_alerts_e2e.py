@@ -155,7 +155,8 @@ async def test_flapping_job_is_throttled_with_suppressed_count(
     await asyncio.sleep(1)
     assert len(hook_messages(receiver, "job_failed")) == 1  # three failures, one message
     failures = [a for a in (await api.get(f"/api/v1/apps/{app_id}/alerts")).json() if a["reason"] == "job_failed"]
-    assert len(failures) == 3
+    timeline = [(e["from_state"], e["to_state"], e["cause"], e["detail"][:70]) for e in await events(api, app_id)]
+    assert len(failures) == 3, "\n".join(map(str, timeline))
     assert sorted(d["status"] for a in failures for d in a["deliveries"]) == ["sent", "suppressed", "suppressed"]
 
     await asyncio.sleep(8)  # the throttle period passes; the next failure is told, with the count

@@ -48,11 +48,16 @@ class AttachAction(BaseModel):
 class ClusterCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    kind: Literal["local", "standalone"]
+    kind: Literal["local", "standalone", "kubernetes-application", "kubernetes-session"]
     rest_url: str | None = None
     flink_home_id: int | None = None
     slots: int | None = Field(default=None, ge=1, le=256)
     taskmanagers: int = Field(default=1, ge=1, le=16)
+    options: dict[str, Any] | None = Field(
+        default=None,
+        description="Kubernetes clusters: kubeconfig, namespace, "
+        "image, service_account, jobmanager/taskmanager resources, ...",
+    )
 
 
 class FlinkHomeCreate(BaseModel):

@@ -70,6 +70,7 @@ class Seen:
     tasks_running: int
     tasks_total: int
     at: datetime
+    note: str = ""  # the source's own words, when it is not Flink's REST API
 
     @property
     def all_tasks_running(self) -> bool:

@@ -33,6 +33,8 @@ class AppView:
     submitted_at: datetime | None
     # A user's stop or cancel is in flight: Flink keeps the job RUNNING while it takes the savepoint.
     stop_in_flight: bool = False
+    # A start is in flight: a job state that has already ended describes the previous run.
+    start_in_flight: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,12 @@ def _not_yet_running(current: AppState) -> AppState:
 
 def decide(app: AppView, obs: Observation, *, lost_after: timedelta, submit_grace: timedelta) -> Decision:
     if isinstance(obs, Seen):
+        if app.start_in_flight and app.state == AppState.STARTING and obs.job_state.is_globally_terminal:
+            return Decision(None, app.job_state, None, "ended state seen while a start is in flight: previous run")
         new = state_for_seen(app.state, obs, stop_in_flight=app.stop_in_flight)
-        detail = f"Flink reports {obs.job_state.value} with {obs.tasks_running}/{obs.tasks_total} tasks running"
+        detail = obs.note or (
+            f"Flink reports {obs.job_state.value} with {obs.tasks_running}/{obs.tasks_total} tasks running"
+        )
         if app.state in (AppState.FAILED, AppState.LOST, AppState.CANCELED) and new == AppState.RUNNING:
             detail = f"job seen running again after {app.state.value}: {detail}"
         return Decision(

@@ -54,6 +54,7 @@ class JobSummary:
     tasks_running: int
     tasks_total: int
     start_time_ms: int
+    detail: str = ""  # where the state comes from, when not Flink's REST API (e.g. the Kubernetes operator)
 
 
 @dataclass(frozen=True)

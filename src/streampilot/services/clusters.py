@@ -11,16 +11,18 @@ from urllib.parse import urlparse
 import sqlalchemy as sa
 
 from streampilot.domain.errors import SpecError
+from streampilot.domain.k8s import K8S_KINDS
 from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
+from streampilot.services.kubernetes import check_connection, parse_options
 from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome
 
 LOCAL = "local"
 STANDALONE = "standalone"
-CLUSTER_KINDS = (LOCAL, STANDALONE)
+CLUSTER_KINDS = (LOCAL, STANDALONE, *K8S_KINDS)
 
 
 @dataclass
@@ -106,12 +108,18 @@ class ClusterService:
         flink_home_id: int | None = None,
         slots: int | None = None,
         taskmanagers: int = 1,
+        options_raw: dict[str, Any] | None = None,
     ) -> Cluster:
         if kind not in CLUSTER_KINDS:
             raise SpecError.one("kind", f"unknown cluster kind {kind!r}; use one of {', '.join(CLUSTER_KINDS)}")
         options: dict[str, Any] = {}
         version: str | None = None
-        if kind == STANDALONE:
+        if kind in K8S_KINDS:
+            k8s_options = parse_options(kind, options_raw or {})
+            await check_connection(k8s_options)
+            options = k8s_options.model_dump(mode="json")
+            rest_url = None
+        elif kind == STANDALONE:
             if not rest_url:
                 raise SpecError.one("rest_url", "a standalone cluster needs the REST address of its JobManager")
             parsed = urlparse(rest_url)
@@ -244,10 +252,17 @@ class ClusterService:
                 if j.job_id not in known and j.state not in ("FAILED", "CANCELED", "FINISHED")
             ]
 
-        found = await asyncio.gather(*(jobs_of(c) for c in clusters))
+        found = await asyncio.gather(*(jobs_of(c) for c in clusters if c.kind not in K8S_KINDS))
         return [job for jobs in found for job in jobs]
 
     async def status(self, cluster: Cluster) -> dict[str, Any]:
+        if cluster.kind in K8S_KINDS:
+            cache = self.ctx.k8s.cache(cluster)
+            await cache.wait_synced(2)
+            snapshot = cache.snapshot()
+            if isinstance(snapshot, str):
+                return {"reachable": False, "error": snapshot}
+            return {"reachable": True, "resources": len(snapshot)}
         try:
             ov = await self.ctx.client(cluster).overview()
         except FlinkError as exc:

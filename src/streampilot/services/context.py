@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
+from streampilot.services.kubernetes import KubernetesClusters
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
 
@@ -22,6 +23,7 @@ class Context:
     sessions: async_sessionmaker[AsyncSession]
     runners: RunnerBuilder
     uploads: JarUploads = field(default_factory=JarUploads)
+    k8s: KubernetesClusters = field(default_factory=KubernetesClusters)
     homes: dict[str, HomeInfo] = field(default_factory=dict)  # inspected Flink homes by path
     background: set[asyncio.Task[None]] = field(default_factory=set)
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
@@ -48,9 +50,12 @@ class Context:
         self._clients.pop(cluster_id, None)
 
     async def close(self) -> None:
-        for task in list(self.background):
+        pending = list(self.background)
+        for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+        await self.k8s.close()
         await self.engine.dispose()

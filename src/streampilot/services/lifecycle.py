@@ -22,14 +22,17 @@ import sqlalchemy as sa
 
 from streampilot.domain.apps import AppKind
 from streampilot.domain.errors import SpecError
+from streampilot.domain.k8s import resource_name
 from streampilot.domain.states import ACTIVE_STATES, STARTABLE_STATES, AppState, Cause
 from streampilot.flink.client import FlinkClient, FlinkError, FlinkRejected, FlinkUnavailable, SavepointResult
+from streampilot.flink.launch import Submission
 from streampilot.services.apps import AppService
 from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
+from streampilot.services.kubernetes import KubernetesTarget, is_kubernetes
 from streampilot.services.statewriter import lock_app, record_event, set_app_state
-from streampilot.services.submissions import SubmissionBuilder, explain_rejection
+from streampilot.services.submissions import SubmissionBuilder, explain_rejection, launch_config
 from streampilot.store.orm import App, Cluster, Snapshot, utcnow
 
 STALE_OPERATION = timedelta(minutes=15)
@@ -167,19 +170,27 @@ class Lifecycle:
             raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
         chosen, spec = await self.apps.spec(app_id, version)
         cluster, client = await self._cluster(app)
-        home = await ClusterService(self.ctx).home_info(cluster.flink_home_id)
         restore_path = await self.resolve_restore(app, restore)
-        job_id = uuid.uuid4().hex
-        submission = await SubmissionBuilder(self.ctx).build(
-            app_id=app.id,
-            app_name=app.name,
-            version=chosen,
-            spec=spec,
-            home=home,
-            job_id=job_id,
-            restore_path=restore_path,
-            allow_non_restored_state=allow_non_restored_state,
-        )
+        k8s = KubernetesTarget(self.ctx.k8s, cluster) if is_kubernetes(cluster) else None
+        submission: Submission | None = None
+        if k8s is not None:
+            k8s.check(spec)
+            job_id = resource_name(app.id)  # on Kubernetes the resource is the job's identity
+            config = launch_config(spec, app.name)
+        else:
+            home = await ClusterService(self.ctx).home_info(cluster.flink_home_id)
+            job_id = uuid.uuid4().hex
+            submission = await SubmissionBuilder(self.ctx).build(
+                app_id=app.id,
+                app_name=app.name,
+                version=chosen,
+                spec=spec,
+                home=home,
+                job_id=job_id,
+                restore_path=restore_path,
+                allow_non_restored_state=allow_non_restored_state,
+            )
+            config = submission.run.configuration
         previous = AppState(app.state)
         previous_job = app.job_id
         how = f"from {restore_path}" if restore_path else "without restoring state"
@@ -195,11 +206,23 @@ class Lifecycle:
                 f"{why} of version {chosen} on cluster {cluster.name!r} {how} (job {job_id})",
                 job_id=job_id,
                 submitted_at=utcnow(),
-                launch_config=submission.run.configuration,
+                launch_config=config,
                 running_version=chosen,
                 desired_state="RUNNING",
                 **FRESH_JOB_FIELDS,
             )
+        if k8s is not None:
+            try:
+                await k8s.start(app.id, spec, config, restore_path, allow_non_restored_state)
+            except SpecError as refused:
+                await self._roll_back_start(app_id, previous, previous_job, f"Kubernetes refused it: {refused}", cause)
+                raise
+            except Unavailable as exc:
+                await self._note(app_id, f"outcome unknown ({exc}); the tracker watches resource {job_id}")
+                raise
+            self._follow(app_id)
+            return
+        assert submission is not None
         try:
             await self.ctx.uploads.submit(client, submission)
         except FlinkRejected as exc:
@@ -290,6 +313,10 @@ class Lifecycle:
                 s, row, previous, cause, why, job_id=previous_job, desired_state="STOPPED", submitted_at=None
             )
 
+    async def _kubernetes(self, app: App) -> KubernetesTarget | None:
+        cluster, _ = await self._cluster(app)
+        return KubernetesTarget(self.ctx.k8s, cluster) if is_kubernetes(cluster) else None
+
     async def _require_active(self, app_id: int) -> tuple[App, FlinkClient]:
         app = await self.apps.get(app_id)
         if AppState(app.state) not in ACTIVE_STATES or not app.job_id:
@@ -335,6 +362,20 @@ class Lifecycle:
             job_id = app.job_id
             assert job_id is not None
             previous = AppState(app.state)
+            target = await self._kubernetes(app)
+            if target is not None:
+                await self._set(
+                    app_id,
+                    AppState.STOPPING,
+                    "stop with savepoint requested (the operator suspends the job with upgrade mode savepoint)",
+                    desired_state="STOPPED",
+                )
+                path = await target.stop(job_id, True, self.ctx.settings.flink.savepoint_timeout_s)
+                if path:
+                    await self._snapshot(app, path, "stop")
+                    await self._note(app_id, f"savepoint {path} written; job stopping")
+                await self._wait_terminal(app_id)
+                return await self.apps.get(app_id)
             try:
                 trigger = await client.stop_with_savepoint(job_id, None, drain)
             except FlinkError as exc:
@@ -360,10 +401,14 @@ class Lifecycle:
         """Cancel the app's job and wait until Flink reports it ended; the caller holds the slot."""
         app, client = await self._require_active(app_id)
         assert app.job_id is not None
-        try:
-            await client.cancel(app.job_id)
-        except FlinkError as exc:
-            raise _flink_failure("cancel", app, exc) from None
+        target = await self._kubernetes(app)
+        if target is not None:
+            await target.stop(app.job_id, False, self.ctx.settings.flink.savepoint_timeout_s)
+        else:
+            try:
+                await client.cancel(app.job_id)
+            except FlinkError as exc:
+                raise _flink_failure("cancel", app, exc) from None
         await self._set(app_id, AppState.STOPPING, why, cause=cause, **fields)
         await self._wait_terminal(app_id)
 
@@ -395,6 +440,12 @@ class Lifecycle:
         async with self.operation(app_id, "savepoint"):
             app, client = await self._require_active(app_id)
             assert app.job_id is not None
+            target = await self._kubernetes(app)
+            if target is not None:
+                path = await target.savepoint(app.job_id, self.ctx.settings.flink.savepoint_timeout_s)
+                await self._snapshot(app, path, "user")
+                await self._note(app_id, f"savepoint {path} written (through the operator's savepoint nonce)")
+                return path
             try:
                 trigger = await client.trigger_savepoint(app.job_id, None)
             except FlinkError as exc:

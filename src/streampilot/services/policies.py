@@ -99,7 +99,13 @@ class PolicyLoop:
         before = memory.dump()
         try:
             if app.state == AppState.FAILED.value:
-                await self._auto_restart(app, spec, memory)
+                stats = None
+                if spec.auto_restart is not None and app.job_id:
+                    try:  # the failed job's own last checkpoint: newer than what the details loop recorded
+                        stats = await self.ctx.client(cluster).checkpoints(app.job_id)
+                    except FlinkError:
+                        stats = None
+                await self._auto_restart(app, spec, memory, stats)
             elif app.state in (AppState.RUNNING.value, AppState.RESTARTING.value) and app.job_id:
                 stats = await self.ctx.client(cluster).checkpoints(app.job_id)
                 await self._checkpoints(app, spec, memory, stats)
@@ -150,7 +156,7 @@ class PolicyLoop:
                     path = stats.latest_completed.external_path if stats.latest_completed else None
                     self._act(app.id, self._restart(app.id, path, f"checkpoint stall ({text})"))
 
-    async def _auto_restart(self, app: App, spec: AppSpec, memory: PolicyMemory) -> None:
+    async def _auto_restart(self, app: App, spec: AppSpec, memory: PolicyMemory, stats: CheckpointStats | None) -> None:
         budget = spec.auto_restart
         if budget is None or app.desired_state != "RUNNING":
             return
@@ -160,7 +166,8 @@ class PolicyLoop:
             memory.budget_spent_noted = False
             n = len(memory.restarts_ms)
             why = f"auto-restart {n} of {budget.max_restarts} within {budget.window_s:g} s after the job FAILED"
-            self._act(app.id, self._restart(app.id, None, why))
+            latest = stats.latest_completed if stats is not None else None
+            self._act(app.id, self._restart(app.id, latest.external_path if latest else None, why))
         elif not memory.budget_spent_noted:
             memory.budget_spent_noted = True
             text = (
@@ -208,12 +215,15 @@ class PolicyLoop:
         self.actions[app_id] = asyncio.create_task(run(), name=f"policy:{app_id}")
 
     async def _restart(self, app_id: int, checkpoint: str | None, why: str, breached_at_ms: int | None = None) -> None:
-        restore = checkpoint or "latest"
-        if checkpoint is None:
+        app = await self.lifecycle.apps.get(app_id)
+        restore = "none"  # nothing retained at all: start fresh rather than not at all
+        for candidate in [c for c in (checkpoint, "latest") if c]:
             try:
-                await self.lifecycle.resolve_restore(await self.lifecycle.apps.get(app_id), "latest")
+                await self.lifecycle.resolve_restore(app, candidate)
             except SpecError:
-                restore = "none"  # nothing retained: start fresh rather than not at all
+                continue
+            restore = candidate
+            break
         restarted = await self.lifecycle.restart(app_id, restore=restore, why=f"restart by policy ({why})")
         if restarted is None:
             return

@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streampilot.domain.rules import check_transition
 from streampilot.domain.states import AppState, Cause
+from streampilot.services.errors import Conflict
 from streampilot.store.orm import App, AppEvent, utcnow
+
+
+class StateChanged(Conflict):
+    """Another writer changed the application's state first; the caller's decision is void."""
 
 
 async def lock_app(session: AsyncSession, app_id: int) -> App | None:
@@ -60,6 +65,16 @@ async def set_app_state(
     current = AppState(app.state)
     if to != current:
         check_transition(cause, current, to)
+        # Compare-and-set: where the database cannot lock the row (SQLite reads outside the write
+        # transaction), a concurrent writer that decided on the same old state must not win twice.
+        result = await session.execute(
+            sa.update(App)
+            .where(App.id == app.id, App.state == current.value)
+            .values(state=to.value)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise StateChanged(f"application {app.name!r} changed state meanwhile; try again")
     for name, value in fields.items():
         setattr(app, name, value)
     if to == current:

@@ -33,7 +33,8 @@ from streampilot.domain.verify import compare
 from streampilot.flink.client import CheckpointStats, FlinkError, JobSummary
 from streampilot.services.alerting import alert_for_transition, raise_alert
 from streampilot.services.context import Context
-from streampilot.services.statewriter import lock_app, record_event, set_app_state
+from streampilot.services.kubernetes import is_kubernetes
+from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
 
 log = logging.getLogger("streampilot.tracker")
@@ -88,7 +89,7 @@ def observe(job_id: str, listing: dict[str, JobSummary] | str, at: datetime) -> 
     state = _job_state(job.state)
     if state is None:
         return Unknown(at, f"unrecognised Flink job state {job.state!r}")
-    return Seen(state, job.tasks_running, job.tasks_total, at)
+    return Seen(state, job.tasks_running, job.tasks_total, at, job.detail)
 
 
 @dataclass
@@ -107,6 +108,8 @@ class Tracker:
 
     async def _listing(self, cluster: Cluster) -> dict[str, JobSummary] | str:
         self.requests += 1
+        if is_kubernetes(cluster):
+            return self.ctx.k8s.listing(cluster)
         try:
             return {j.job_id: j for j in await self.ctx.client(cluster).jobs_overview()}
         except FlinkError as exc:
@@ -169,6 +172,7 @@ class Tracker:
             app.unconfirmed_since,
             app.submitted_at,
             stop_in_flight=app.operation in ("stop", "cancel"),
+            start_in_flight=app.operation in ("start", "restart"),
         )
         return decide(view, obs, lost_after=self.lost_after, submit_grace=self.submit_grace)
 
@@ -184,6 +188,12 @@ class Tracker:
         )
 
     async def apply(self, app_id: int, job_id: str, obs: Observation) -> None:
+        try:
+            await self._apply(app_id, job_id, obs)
+        except StateChanged:
+            pass  # another writer got there first; the next observation decides again
+
+    async def _apply(self, app_id: int, job_id: str, obs: Observation) -> None:
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app_id)
             if row is None or row.job_id != job_id:

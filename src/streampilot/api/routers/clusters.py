@@ -27,6 +27,7 @@ async def add_cluster(body: ClusterCreate, p: PlatformDep) -> ClusterOut:
         flink_home_id=body.flink_home_id,
         slots=body.slots,
         taskmanagers=body.taskmanagers,
+        options_raw=body.options,
     )
     return ClusterOut.of(cluster)
 

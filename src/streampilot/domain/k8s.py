@@ -1,0 +1,184 @@
+"""Kubernetes targets as values: validated options, Flink Kubernetes Operator resources built from an
+application's launch configuration, and what a resource's status says about its job."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from streampilot.domain.states import FlinkJobState
+
+GROUP, VERSION = "flink.apache.org", "v1beta1"
+DEPLOYMENTS, SESSION_JOBS = "flinkdeployments", "flinksessionjobs"
+KIND_APPLICATION, KIND_SESSION = "kubernetes-application", "kubernetes-session"
+K8S_KINDS = (KIND_APPLICATION, KIND_SESSION)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# registry/path:tag@digest, as container runtimes accept them
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|K|M|G|T|m|g|mb|gb)?$")
+
+
+def _label(v: str) -> str:
+    if not _DNS_LABEL.match(v):
+        raise ValueError(f"{v!r} is not a valid Kubernetes name (lower-case letters, digits and '-', at most 63)")
+    return v
+
+
+def _image(v: str) -> str:
+    if not _IMAGE.match(v):
+        raise ValueError(f"{v!r} is not a valid container image reference (e.g. flink:2.3.0-java17)")
+    return v
+
+
+def _cpu(v: str) -> str:
+    if not _CPU.match(str(v)):
+        raise ValueError(f"{v!r} is not a CPU quantity (e.g. 1, 0.5 or 500m)")
+    return str(v)
+
+
+def _memory(v: str) -> str:
+    if not _MEMORY.match(str(v)):
+        raise ValueError(f"{v!r} is not a memory quantity (e.g. 1024m, 2g or 2Gi)")
+    return str(v)
+
+
+Name = Annotated[str, AfterValidator(_label)]
+Image = Annotated[str, AfterValidator(_image)]
+Cpu = Annotated[str, AfterValidator(_cpu)]
+Memory = Annotated[str, AfterValidator(_memory)]
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cpu: Cpu = "1"
+    memory: Memory = "1024m"
+
+
+class K8sOptions(BaseModel):
+    """A Kubernetes cluster's settings (the ``options`` of a kubernetes-* cluster)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kubeconfig: str | None = Field(default=None, description="Path of a kubeconfig file; none: in-cluster")
+    context: str | None = None
+    namespace: Name = "default"
+    service_account: Name = "flink"
+    image: Image = "flink:2.3.0-java17"
+    flink_version: str = "v2_0"
+    jobmanager: Resources = Field(default_factory=Resources)
+    taskmanager: Resources = Field(default_factory=Resources)
+    pod_template: dict[str, Any] | None = None
+    upgrade_mode: Literal["stateless", "savepoint", "last-state"] = "savepoint"
+    session_name: Name | None = Field(default=None, description="kubernetes-session: its FlinkDeployment")
+    jar_uri: str = Field(
+        default="local:///opt/flink/usrlib/job.jar", description="Where the application's jar is inside the image"
+    )
+
+
+def resource_name(app_id: int) -> str:
+    return f"sp-app-{app_id}"
+
+
+def cores(cpu: str) -> float:
+    """The operator takes CPU as a number of cores: '500m' -> 0.5."""
+    return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+
+
+def _common_spec(o: K8sOptions, config: dict[str, str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "image": o.image,
+        "flinkVersion": o.flink_version,
+        "serviceAccount": o.service_account,
+        "flinkConfiguration": dict(config),
+        "jobManager": {"resource": {"cpu": cores(o.jobmanager.cpu), "memory": o.jobmanager.memory}},
+        "taskManager": {"resource": {"cpu": cores(o.taskmanager.cpu), "memory": o.taskmanager.memory}},
+    }
+    if o.pod_template:
+        spec["podTemplate"] = o.pod_template
+    return spec
+
+
+def job_section(
+    *,
+    jar_uri: str,
+    entry_class: str | None,
+    args: list[str],
+    parallelism: int,
+    state: str,
+    upgrade_mode: str,
+    restore: str | None,
+    allow_non_restored: bool,
+) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "jarURI": jar_uri,
+        "args": list(args),
+        "parallelism": parallelism,
+        "state": state,
+        "upgradeMode": upgrade_mode,
+    }
+    if entry_class:
+        job["entryClass"] = entry_class
+    if restore:
+        job["initialSavepointPath"] = restore
+        job["allowNonRestoredState"] = allow_non_restored
+    return job
+
+
+def application_deployment(
+    name: str, o: K8sOptions, config: dict[str, str], job: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
+    """A FlinkDeployment that is its own application cluster."""
+    spec = _common_spec(o, config)
+    spec["job"] = job
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": name, "namespace": o.namespace, "labels": labels},
+        "spec": spec,
+    }
+
+
+def session_job(
+    name: str, o: K8sOptions, config: dict[str, str], job: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
+    """A FlinkSessionJob on the cluster's session FlinkDeployment."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FlinkSessionJob",
+        "metadata": {"name": name, "namespace": o.namespace, "labels": labels},
+        "spec": {"deploymentName": o.session_name, "flinkConfiguration": dict(config), "job": job},
+    }
+
+
+_OPERATOR_JOB_STATES = {s.value for s in FlinkJobState}
+
+
+def observed_job_state(resource: dict[str, Any]) -> tuple[FlinkJobState | None, str]:
+    """The job state a FlinkDeployment/FlinkSessionJob's status reports, and a sentence saying so.
+
+    None means the resource does not say yet (deploying, or the operator has not reconciled it).
+    """
+    status = resource.get("status") or {}
+    job_status = status.get("jobStatus") or {}
+    raw = str(job_status.get("state") or "").upper()
+    lifecycle = status.get("lifecycleState")
+    jm = status.get("jobManagerDeploymentStatus")
+    error = status.get("error")
+    detail = f"operator reports job {raw or '-'}, lifecycle {lifecycle or '-'}, JobManager {jm or '-'}"
+    if error:
+        detail += f", error: {str(error)[:300]}"
+    if raw in _OPERATOR_JOB_STATES:
+        state = FlinkJobState(raw)
+        # A job the operator still calls RUNNING while its JobManager is not ready is restarting.
+        if state == FlinkJobState.RUNNING and jm not in (None, "READY"):
+            return FlinkJobState.RESTARTING, detail
+        return state, detail
+    if jm in ("DEPLOYING", "DEPLOYED_NOT_READY") or lifecycle in ("CREATED", "UPGRADING", "DEPLOYED"):
+        return FlinkJobState.INITIALIZING, detail
+    return None, detail

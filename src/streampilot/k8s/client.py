@@ -1,0 +1,232 @@
+"""The Kubernetes API behind a small typed port, on kubernetes_asyncio.
+
+Errors say what they mean for the observer: ``KubeUnavailable`` (no usable answer: refused, timeout,
+5xx, 429) is never evidence; ``KubeNotFound`` (HTTP 404 for the object) is positive absence;
+``KubeGone`` (410) means a watch must relist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from streampilot.domain.k8s import GROUP, VERSION
+
+
+class KubeError(Exception):
+    pass
+
+
+class KubeConfigError(KubeError):
+    """The connection settings themselves are unusable (missing or broken kubeconfig)."""
+
+
+class KubeUnavailable(KubeError):
+    pass
+
+
+class KubeNotFound(KubeError):
+    pass
+
+
+class KubeGone(KubeError):
+    pass
+
+
+class KubeRejected(KubeError):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _translate(exc: BaseException, what: str) -> KubeError:
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        reason = exc.reason or ""
+        try:
+            reason = json.loads(exc.body or "{}").get("message") or reason
+        except (ValueError, AttributeError):
+            pass
+        if status == 404:
+            return KubeNotFound(f"{what}: not found")
+        if status == 410:
+            return KubeGone(f"{what}: resource version too old (410 Gone)")
+        if status >= 500 or status == 429 or status == 0:
+            return KubeUnavailable(f"{what}: HTTP {status} {reason}")
+        return KubeRejected(f"{what}: HTTP {status} {reason}", status)
+    return KubeUnavailable(f"{what}: {type(exc).__name__}: {exc}")
+
+
+TRANSIENT = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ConnectionError, OSError)
+
+
+class KubeApi:
+    """One API server connection; every call has a timeout."""
+
+    def __init__(self, api: client.ApiClient, timeout_s: float = 10.0) -> None:
+        self._api = api
+        self._timeout = timeout_s
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None, context: str | None = None, timeout_s: float = 10.0) -> KubeApi:
+        configuration = client.Configuration()
+        try:
+            if kubeconfig:
+                path = await asyncio.to_thread(lambda: Path(kubeconfig).expanduser())
+                if not await asyncio.to_thread(path.is_file):
+                    raise KubeConfigError(f"kubeconfig {kubeconfig} does not exist")
+                await config.load_kube_config(
+                    config_file=str(path), context=context, client_configuration=configuration
+                )
+            else:
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except ConfigException as exc:
+            raise KubeConfigError(f"cannot use the Kubernetes connection settings: {exc}") from None
+        except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
+            raise KubeConfigError(f"kubeconfig {kubeconfig} is not a valid kubeconfig: {exc}") from None
+        return cls(client.ApiClient(configuration), timeout_s)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _call(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except (ApiException, *TRANSIENT) as exc:
+            raise _translate(exc, what) from None
+
+    async def namespace_exists(self, namespace: str) -> bool:
+        try:
+            await self._call(
+                f"namespace {namespace}", self.core.read_namespace(namespace, _request_timeout=self._timeout)
+            )
+        except KubeNotFound:
+            return False
+        return True
+
+    async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            f"{plural}/{name}",
+            self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
+            ),
+        )
+        return result
+
+    async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            f"create {plural}",
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, body, _request_timeout=self._timeout
+            ),
+        )
+        return result
+
+    async def patch(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            f"patch {plural}/{name}",
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, patch, _request_timeout=self._timeout
+            ),
+        )
+        return result
+
+    async def delete(self, plural: str, namespace: str, name: str) -> None:
+        await self._call(
+            f"delete {plural}/{name}",
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
+            ),
+        )
+
+    async def list(self, plural: str, namespace: str, label_selector: str | None) -> tuple[list[dict[str, Any]], str]:
+        if plural == "deployments":
+            # Raw JSON, not the typed model: only a few fields are read, none are validated here.
+            resp = await self._call(
+                "list deployments",
+                self.apps.list_namespaced_deployment(
+                    namespace,
+                    label_selector=label_selector or "",
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                ),
+            )
+            try:
+                async with resp:
+                    if not 200 <= resp.status <= 299:
+                        raise _translate(
+                            ApiException(status=resp.status, reason=(await resp.text())[:300]), "list deployments"
+                        )
+                    raw: dict[str, Any] = json.loads(await resp.read())
+            except (ValueError, *TRANSIENT) as exc:
+                raise KubeUnavailable(f"list deployments: {type(exc).__name__}: {exc}") from None
+            return list(raw.get("items") or []), str((raw.get("metadata") or {}).get("resourceVersion", ""))
+        data = await self._call(
+            f"list {plural}",
+            self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, label_selector=label_selector or "", _request_timeout=self._timeout
+            ),
+        )
+        return list(data.get("items", [])), str(data.get("metadata", {}).get("resourceVersion", ""))
+
+    async def watch(
+        self, plural: str, namespace: str, resource_version: str, label_selector: str | None, timeout_s: int
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Events after ``resource_version`` until the server ends the stream (after ``timeout_s``)."""
+        what = f"watch {plural}"
+        options: dict[str, Any] = {
+            "label_selector": label_selector or "",
+            "watch": True,
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout_s,
+            "_preload_content": False,
+            "_request_timeout": timeout_s + self._timeout,
+        }
+        resp: Any
+        try:
+            if plural == "deployments":
+                resp = await self.apps.list_namespaced_deployment(namespace, **options)
+            else:
+                resp = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **options)
+        except (ApiException, *TRANSIENT) as exc:
+            raise _translate(exc, what) from None
+        if not 200 <= resp.status <= 299:  # an unread (streamed) answer is not checked by the library
+            try:
+                body = await resp.text()
+            except TRANSIENT:
+                body = ""
+            finally:
+                resp.release()
+            raise _translate(ApiException(status=resp.status, reason=body[:300]), what)
+        try:
+            async with resp:
+                while True:
+                    try:
+                        line = await asyncio.wait_for(resp.content.readline(), timeout_s + self._timeout)
+                    except TRANSIENT as exc:
+                        raise _translate(exc, what) from None
+                    if not line:
+                        return
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        code = int(obj.get("code", 0))
+                        if code == 410:
+                            raise KubeGone(f"{what}: resource version {resource_version} expired (410 Gone)")
+                        raise KubeUnavailable(f"{what}: error event {obj.get('message') or code}")
+                    yield str(event.get("type")), obj
+        except ValueError as exc:
+            raise KubeUnavailable(f"{what}: unreadable event: {exc}") from None

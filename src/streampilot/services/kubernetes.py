@@ -1,0 +1,309 @@
+"""Kubernetes targets: applications as Flink Kubernetes Operator resources.
+
+``kubernetes-application``: each app is a FlinkDeployment (its own application cluster);
+``kubernetes-session``: each app is a FlinkSessionJob on the cluster's session FlinkDeployment.
+Lifecycle operations change the resource's spec (state, upgrade mode, savepoint nonce) and wait for
+the operator's status; observation comes from a list+watch cache per cluster, so an API error is
+Unknown (stale cache), and only a resource positively absent from an in-step cache is Gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from streampilot.domain.apps import AppKind, AppSpec
+from streampilot.domain.errors import FieldProblem, SpecError
+from streampilot.domain.k8s import (
+    DEPLOYMENTS,
+    K8S_KINDS,
+    KIND_APPLICATION,
+    SESSION_JOBS,
+    K8sOptions,
+    application_deployment,
+    job_section,
+    observed_job_state,
+    resource_name,
+    session_job,
+)
+from streampilot.domain.states import FlinkJobState
+from streampilot.flink.client import JobSummary
+from streampilot.k8s.client import KubeApi, KubeConfigError, KubeError, KubeNotFound, KubeRejected
+from streampilot.k8s.client import KubeUnavailable as KubeUnavailableError
+from streampilot.k8s.watch import ResourceCache
+from streampilot.services.errors import Conflict, Unavailable
+from streampilot.store.orm import Cluster
+
+LABELS = {"managed-by": "streampilot"}
+
+
+def is_kubernetes(cluster: Cluster) -> bool:
+    return cluster.kind in K8S_KINDS
+
+
+def options_of(cluster: Cluster) -> K8sOptions:
+    return K8sOptions.model_validate(cluster.options)
+
+
+def plural_of(cluster: Cluster) -> str:
+    return DEPLOYMENTS if cluster.kind == KIND_APPLICATION else SESSION_JOBS
+
+
+def parse_options(kind: str, raw: dict[str, Any]) -> K8sOptions:
+    try:
+        options = K8sOptions.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(
+            [
+                FieldProblem(".".join(["options", *(str(p) for p in e["loc"])]), e["msg"].removeprefix("Value error, "))
+                for e in exc.errors()
+            ]
+        ) from None
+    if kind != KIND_APPLICATION and not options.session_name:
+        raise SpecError.one("options.session_name", "a kubernetes-session cluster names its session FlinkDeployment")
+    return options
+
+
+async def check_connection(options: K8sOptions) -> None:
+    """Registration-time checks: the kubeconfig works and the namespace exists (field errors)."""
+    try:
+        api = await KubeApi.connect(options.kubeconfig, options.context, timeout_s=5)
+    except KubeConfigError as exc:
+        raise SpecError.one("options.kubeconfig", str(exc)) from None
+    try:
+        if not await api.namespace_exists(options.namespace):
+            raise SpecError.one("options.namespace", f"namespace {options.namespace!r} does not exist")
+    except KubeError as exc:
+        raise SpecError.one("options.kubeconfig", f"the Kubernetes API did not answer: {exc}") from None
+    finally:
+        await api.close()
+
+
+@dataclass
+class KubernetesClusters:
+    """Per-cluster API connections and watch caches, created on first use."""
+
+    apis: dict[int, KubeApi] = field(default_factory=dict)
+    caches: dict[int, ResourceCache] = field(default_factory=dict)
+    deployment_caches: dict[int, ResourceCache] = field(default_factory=dict)
+    closed: bool = False
+
+    async def api(self, cluster: Cluster) -> KubeApi:
+        if cluster.id not in self.apis:
+            o = options_of(cluster)
+            self.apis[cluster.id] = await KubeApi.connect(o.kubeconfig, o.context)
+        return self.apis[cluster.id]
+
+    def cache(self, cluster: Cluster) -> ResourceCache:
+        if self.closed:
+            raise KubeUnavailableError("the platform is shutting down")
+        if cluster.id not in self.caches:
+            o = options_of(cluster)
+            cache = ResourceCache(
+                lambda: KubeApi.connect(o.kubeconfig, o.context),
+                plural_of(cluster),
+                o.namespace,
+                label_selector="managed-by=streampilot",
+                watch_timeout_s=30,
+            )
+            cache.start()
+            self.caches[cluster.id] = cache
+        return self.caches[cluster.id]
+
+    def deployments(self, cluster: Cluster) -> ResourceCache:
+        """The operator's JobManager Deployments (application mode): existence and readiness."""
+        if self.closed:
+            raise KubeUnavailableError("the platform is shutting down")
+        if cluster.id not in self.deployment_caches:
+            o = options_of(cluster)
+            cache = ResourceCache(
+                lambda: KubeApi.connect(o.kubeconfig, o.context),
+                "deployments",
+                o.namespace,
+                label_selector="type=flink-native-kubernetes",
+                watch_timeout_s=10,
+            )
+            cache.start()
+            self.deployment_caches[cluster.id] = cache
+        return self.deployment_caches[cluster.id]
+
+    def remember(self, cluster: Cluster, resource: dict[str, Any]) -> None:
+        """Put a resource we just wrote into the cache at once, ahead of its watch event."""
+        cache = self.caches.get(cluster.id)
+        if cache is not None:
+            cache.items[resource["metadata"]["name"]] = resource
+
+    def listing(self, cluster: Cluster) -> dict[str, JobSummary] | str:
+        """What the operator's resources say, as the tracker's job listing (or why it is Unknown)."""
+        if self.closed:
+            return "the platform is shutting down"
+        snapshot = self.cache(cluster).snapshot()
+        if isinstance(snapshot, str):
+            return snapshot
+        deployments: dict[str, dict[str, Any]] | None = None
+        if cluster.kind == KIND_APPLICATION:
+            found = self.deployments(cluster).snapshot()
+            if isinstance(found, str):
+                return f"JobManager deployments: {found}"
+            deployments = found
+        out: dict[str, JobSummary] = {}
+        for name, resource in snapshot.items():
+            state, detail = observed_job_state(resource)
+            state = state or FlinkJobState.INITIALIZING  # the resource exists: never "gone"
+            if deployments is not None and state == FlinkJobState.RUNNING:
+                state, detail = merge_jobmanager(state, detail, deployments.get(name))
+            running = 1 if state.value == "RUNNING" else 0
+            out[name] = JobSummary(
+                job_id=name,
+                name=name,
+                state=state.value,
+                tasks_running=running,
+                tasks_total=1,
+                start_time_ms=0,
+                detail=detail,
+            )
+        return out
+
+    async def close(self) -> None:
+        self.closed = True
+        for cache in [*self.caches.values(), *self.deployment_caches.values()]:
+            await cache.stop()
+        self.deployment_caches.clear()
+        for api in self.apis.values():
+            await api.close()
+        self.caches.clear()
+        self.apis.clear()
+
+
+@dataclass
+class KubernetesTarget:
+    clusters: KubernetesClusters
+    cluster: Cluster
+
+    @property
+    def options(self) -> K8sOptions:
+        return options_of(self.cluster)
+
+    @staticmethod
+    def check(spec: AppSpec) -> None:
+        if spec.kind != AppKind.JAR:
+            raise SpecError.one(
+                "kind",
+                "Kubernetes targets run jar applications (their jar inside the image); "
+                "SQL and PyFlink apps are not supported there yet",
+            )
+
+    async def start(
+        self, app_id: int, spec: AppSpec, config: dict[str, str], restore: str | None, allow_non_restored_state: bool
+    ) -> str:
+        """Create (or re-arm) the app's resource with the job running; returns the resource name."""
+        self.check(spec)
+        o = self.options
+        name = resource_name(app_id)
+        jar_uri = str(spec.properties.get("kubernetes.jar-uri", o.jar_uri))
+        flink_config = {k: v for k, v in config.items() if k != "kubernetes.jar-uri"}
+        job = job_section(
+            jar_uri=jar_uri,
+            entry_class=spec.entry_class,
+            args=spec.args,
+            parallelism=spec.parallelism,
+            state="running",
+            upgrade_mode=o.upgrade_mode,
+            restore=restore,
+            allow_non_restored=allow_non_restored_state,
+        )
+        labels = {**LABELS, "streampilot-app": str(app_id)}
+        body = (
+            application_deployment(name, o, flink_config, job, labels)
+            if self.cluster.kind == KIND_APPLICATION
+            else session_job(name, o, flink_config, job, labels)
+        )
+        api = await self.clusters.api(self.cluster)
+        plural = plural_of(self.cluster)
+        try:
+            # A new run is a new resource: the old one's status (e.g. FINISHED) must not describe it.
+            try:
+                await api.delete(plural, o.namespace, name)
+            except KubeNotFound:
+                pass
+            created = await api.create(plural, o.namespace, body)
+        except KubeRejected as exc:
+            raise SpecError.one("cluster_id", f"Kubernetes refused the resource: {exc}") from None
+        except KubeError as exc:
+            raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+        self.clusters.remember(self.cluster, created)
+        return name
+
+    async def _patch_job(self, name: str, job: dict[str, Any]) -> dict[str, Any]:
+        api = await self.clusters.api(self.cluster)
+        try:
+            return await api.patch(plural_of(self.cluster), self.options.namespace, name, {"spec": {"job": job}})
+        except KubeError as exc:
+            raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+
+    async def _await(self, name: str, done: Any, timeout_s: float) -> dict[str, Any]:
+        api = await self.clusters.api(self.cluster)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            try:
+                resource = await api.get(plural_of(self.cluster), self.options.namespace, name)
+                if done(resource):
+                    return resource
+            except KubeError:
+                pass
+            await asyncio.sleep(0.2)
+        raise Conflict(f"the Flink operator did not finish in {timeout_s:.0f} s; see the resource {name}")
+
+    async def stop(self, name: str, savepoint: bool, timeout_s: float) -> str | None:
+        """Suspend the job (savepoint upgrade mode takes a savepoint); returns the savepoint, if any."""
+        before = _last_savepoint(await self._current(name))
+        await self._patch_job(name, {"state": "suspended", "upgradeMode": "savepoint" if savepoint else "stateless"})
+        if not savepoint:
+            return None
+        resource = await self._await(name, lambda r: _last_savepoint(r) not in (None, before), timeout_s)
+        return _last_savepoint(resource)
+
+    async def savepoint(self, name: str, timeout_s: float) -> str:
+        current = await self._current(name)
+        nonce = int(((current.get("spec") or {}).get("job") or {}).get("savepointTriggerNonce") or 0) + 1
+        await self._patch_job(name, {"savepointTriggerNonce": nonce})
+
+        def taken(r: dict[str, Any]) -> bool:
+            info = ((r.get("status") or {}).get("jobStatus") or {}).get("savepointInfo") or {}
+            last = info.get("lastSavepoint") or {}
+            return bool(last.get("location")) and int(last.get("triggerNonce") or 0) == nonce
+
+        resource = await self._await(name, taken, timeout_s)
+        path = _last_savepoint(resource)
+        assert path is not None
+        return path
+
+    async def _current(self, name: str) -> dict[str, Any]:
+        api = await self.clusters.api(self.cluster)
+        try:
+            return await api.get(plural_of(self.cluster), self.options.namespace, name)
+        except KubeNotFound:
+            raise Conflict(f"resource {name} no longer exists on Kubernetes") from None
+        except KubeError as exc:
+            raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+
+
+def merge_jobmanager(state: FlinkJobState, detail: str, deployment: dict[str, Any] | None) -> tuple[FlinkJobState, str]:
+    """A job the operator calls RUNNING whose JobManager Deployment is missing or not ready is restarting."""
+    if deployment is None:
+        return FlinkJobState.RESTARTING, f"{detail}; its JobManager Deployment is missing (being recreated)"
+    wanted = int((deployment.get("spec") or {}).get("replicas") or 1)
+    ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+    if ready < wanted:
+        return FlinkJobState.RESTARTING, f"{detail}; JobManager not ready ({ready}/{wanted} pods ready)"
+    return state, detail
+
+
+def _last_savepoint(resource: dict[str, Any]) -> str | None:
+    info = ((resource.get("status") or {}).get("jobStatus") or {}).get("savepointInfo") or {}
+    location = (info.get("lastSavepoint") or {}).get("location")
+    return str(location) if location else None

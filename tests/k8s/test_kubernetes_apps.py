@@ -1,0 +1,243 @@
+"""Applications on Kubernetes (application mode) against the Kubernetes API emulator, driven by an
+operator stand-in. No real API server can run here: this is the emulator, said plainly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from streampilot.domain.k8s import DEPLOYMENTS
+from streampilot.services.platform import Platform
+from tests.helpers import events, wait_app, wait_state
+from tests.k8s.operator_sim import OperatorSimulator
+from tests.k8s_emulator import KubeEmulator
+
+pytestmark = [pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+NS = "flink"
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[KubeEmulator]:
+    emulator = await KubeEmulator(namespaces=("default", NS)).start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def operator(kube: KubeEmulator) -> AsyncIterator[OperatorSimulator]:
+    sim = OperatorSimulator(kube).start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def k8s_cluster(
+    api: httpx.AsyncClient, kube: KubeEmulator, platform: Platform, tmp_path: Path
+) -> AsyncIterator[int]:
+    resp = await api.post(
+        "/api/v1/clusters",
+        json={
+            "name": "k8s",
+            "kind": "kubernetes-application",
+            "options": {
+                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+                "namespace": NS,
+                "image": "registry.example.org/flink-jobs:1.0",
+                "jobmanager": {"cpu": "500m", "memory": "1g"},
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    platform.start_loops()
+    yield int(resp.json()["id"])
+    await platform.stop_loops()
+
+
+async def jar_app(api: httpx.AsyncClient, cluster: int, name: str = "on-k8s") -> int:
+    upload = await api.post("/api/v1/jars", files={"file": ("job.jar", _tiny_jar())})
+    resp = await api.post(
+        "/api/v1/apps",
+        json={
+            "name": name,
+            "kind": "jar",
+            "cluster_id": cluster,
+            "jar_id": upload.json()["id"],
+            "entry_class": "example.Job",
+            "parallelism": 2,
+            "checkpointing": {"interval_s": 30},
+            "restart_strategy": {"type": "fixed-delay", "attempts": 5, "delay_s": 2},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
+
+
+def jobmanager(name: str, ready: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"type": "flink-native-kubernetes", "app": name}},
+        "spec": {"replicas": 1},
+        "status": {"replicas": 1, "readyReplicas": ready},
+    }
+
+
+def _tiny_jar() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nMain-Class: example.Job\n")
+        zf.writestr("example/Job.class", b"\xca\xfe\xba\xbe")
+    return buf.getvalue()
+
+
+async def test_bad_kubernetes_settings_are_field_errors(
+    api: httpx.AsyncClient, kube: KubeEmulator, tmp_path: Path
+) -> None:
+    kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+
+    async def problem(options: dict[str, Any]) -> str:
+        resp = await api.post(
+            "/api/v1/clusters", json={"name": "k", "kind": "kubernetes-application", "options": options}
+        )
+        assert resp.status_code == 422, resp.text
+        return str(resp.json()["detail"][0]["field"])
+
+    assert await problem({"kubeconfig": str(tmp_path / "missing")}) == "options.kubeconfig"
+    assert await problem({"kubeconfig": kubeconfig, "namespace": "nowhere"}) == "options.namespace"
+    assert await problem({"kubeconfig": kubeconfig, "image": "Not An Image!"}) == "options.image"
+    assert await problem({"kubeconfig": kubeconfig, "taskmanager": {"memory": "lots"}}) == "options.taskmanager.memory"
+    assert (await api.get("/api/v1/clusters")).json() == []
+
+
+async def test_deploy_run_savepoint_stop_restore_cancel(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
+) -> None:
+    app_id = await jar_app(api, k8s_cluster)
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    app = await wait_state(api, app_id, "RUNNING")
+    name = app["status"]["job_id"]
+    resource = kube.get(DEPLOYMENTS, NS, name)
+    assert resource is not None
+    spec = resource["spec"]
+    assert spec["image"] == "registry.example.org/flink-jobs:1.0"
+    assert spec["jobManager"]["resource"] == {"cpu": 0.5, "memory": "1g"}
+    assert spec["job"]["entryClass"] == "example.Job" and spec["job"]["parallelism"] == 2
+    assert spec["flinkConfiguration"]["restart-strategy.type"] == "fixed-delay"
+    assert spec["flinkConfiguration"]["execution.checkpointing.interval"] == "30000 ms"
+
+    saved = await api.post(f"/api/v1/apps/{app_id}/savepoints")
+    assert saved.status_code == 201 and saved.json()["path"] == f"s3://savepoints/{name}/savepoint-1"
+
+    stopped = await api.post(f"/api/v1/apps/{app_id}/stop", json={"savepoint": True})
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["status"]["state"] == "FINISHED"
+    stop_savepoint = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()[0]["path"]
+    assert "savepoint-stop" in stop_savepoint
+
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={"restore": "latest"})).status_code == 202
+    await wait_state(api, app_id, "RUNNING")
+    assert kube.get(DEPLOYMENTS, NS, name)["spec"]["job"]["initialSavepointPath"] == stop_savepoint  # type: ignore[index]
+
+    cancel = await api.post(f"/api/v1/apps/{app_id}/cancel")
+    assert cancel.status_code == 200 and cancel.json()["status"]["state"] == "CANCELED"
+    changes = [(e["from_state"], e["to_state"]) for e in await events(api, app_id) if e["from_state"] != e["to_state"]]
+    assert ("STOPPING", "FINISHED") in changes and changes[-1] == ("STOPPING", "CANCELED")
+
+
+async def test_api_server_trouble_while_the_jobmanager_restarts_never_shows_failed(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int, platform: Platform
+) -> None:
+    app_id = await jar_app(api, k8s_cluster)
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    lost_after = platform.settings.tracking.lost_after_s
+
+    kube.fault = "500"  # the API server answers 500s ...
+    await kube.cut_watches()
+    await wait_app(
+        api,
+        app_id,
+        lambda a: a["status"]["unconfirmed_since"] is not None,
+        timeout=lost_after,
+        what="unconfirmed during API trouble",
+    )
+    operator.paused = True  # ... while the JobManager pod restarts: its Deployment has no ready pod
+    await kube.put("deployments", NS, jobmanager(name, ready=0))
+    kube.fault = "hang"  # ... and then times out
+    await asyncio.sleep(lost_after / 4)
+    kube.fault = None
+    app = await wait_app(
+        api, app_id, lambda a: a["status"]["unconfirmed_since"] is None, timeout=lost_after, what="confirmed again"
+    )
+    assert app["status"]["state"] == "RESTARTING"  # the JobManager is not ready yet: not FAILED, not RUNNING
+    await kube.put("deployments", NS, jobmanager(name, ready=1))
+    operator.paused = False
+    await wait_state(api, app_id, "RUNNING")
+    timeline = await events(api, app_id)
+    states = [e["to_state"] for e in timeline]
+    assert "FAILED" not in states and "LOST" not in states
+    changes = [(e["from_state"], e["to_state"]) for e in timeline if e["from_state"] != e["to_state"]]
+    assert changes[-2:] == [("RUNNING", "RESTARTING"), ("RESTARTING", "RUNNING")]
+    assert "JobManager not ready (0/1 pods ready)" in next(
+        e["detail"] for e in timeline if e["to_state"] == "RESTARTING"
+    )
+
+
+async def test_failed_then_running_again_and_deleted_resource(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
+) -> None:
+    app_id = await jar_app(api, k8s_cluster)
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    operator.paused = True
+    await kube.set_status(DEPLOYMENTS, NS, name, {"jobStatus": {"state": "FAILED"}})
+    await wait_state(api, app_id, "FAILED")
+    await kube.set_status(DEPLOYMENTS, NS, name, {"jobStatus": {"state": "RUNNING"}})  # HA recovery
+    await wait_state(api, app_id, "RUNNING")
+
+    await kube.remove("deployments", NS, name)  # the JobManager's Deployment vanishes: restarting, not gone
+    await wait_state(api, app_id, "RESTARTING")
+    await kube.put("deployments", NS, jobmanager(name, ready=1))
+    await wait_state(api, app_id, "RUNNING")
+
+    await kube.remove(DEPLOYMENTS, NS, name)  # the FlinkDeployment itself positively deleted
+    app = await wait_state(api, app_id, "LOST")
+    detail = [e["detail"] for e in await events(api, app_id) if e["to_state"] == "LOST"][-1]
+    assert "no longer has the job" in detail
+    assert app["status"]["unconfirmed_since"] is None
+
+
+async def test_session_cluster_runs_apps_as_session_jobs(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
+) -> None:
+    kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+    missing = await api.post(
+        "/api/v1/clusters",
+        json={"name": "s", "kind": "kubernetes-session", "options": {"kubeconfig": kubeconfig, "namespace": NS}},
+    )
+    assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "options.session_name"
+    resp = await api.post(
+        "/api/v1/clusters",
+        json={
+            "name": "session",
+            "kind": "kubernetes-session",
+            "options": {"kubeconfig": kubeconfig, "namespace": NS, "session_name": "shared-session"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    platform.start_loops()
+    app_id = await jar_app(api, resp.json()["id"], "session-app")
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    job = kube.get("flinksessionjobs", NS, name)
+    assert job is not None and job["spec"]["deploymentName"] == "shared-session"
+    assert kube.get(DEPLOYMENTS, NS, name) is None  # no cluster of its own
+    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"

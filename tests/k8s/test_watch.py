@@ -1,0 +1,84 @@
+"""The list+watch cache against the Kubernetes API emulator: cut streams and 410 Gone lose nothing;
+API errors make the cache stale (Unknown), never empty."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streampilot.domain.k8s import DEPLOYMENTS
+from streampilot.k8s.client import KubeApi, KubeConfigError
+from streampilot.k8s.watch import ResourceCache
+from tests.k8s_emulator import KubeEmulator
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[KubeEmulator]:
+    emulator = await KubeEmulator().start()
+    yield emulator
+    await emulator.stop()
+
+
+def resource(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": name, "labels": {"managed-by": "streampilot"}},
+        "spec": {"job": {"state": "running"}},
+    }
+
+
+async def until(cond: Any, timeout: float = 10) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_cut_streams_and_410_lose_no_change(kube: KubeEmulator, tmp_path: Path) -> None:
+    config = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+    api = await KubeApi.connect(config)
+    await api.create(DEPLOYMENTS, "flink", resource("a"))
+    cache = ResourceCache(lambda: KubeApi.connect(config), DEPLOYMENTS, "flink", backoff_s=0.05, watch_timeout_s=5)
+    cache.start()
+    try:
+        assert await cache.wait_synced(10)
+        assert set(cache.items) == {"a"}
+
+        # A stream cut in the middle: the cache resumes from the last version it saw.
+        await kube.cut_watches()
+        await kube.set_status(DEPLOYMENTS, "flink", "a", {"jobStatus": {"state": "RUNNING"}})
+        await api.create(DEPLOYMENTS, "flink", resource("b"))
+        await until(lambda: "b" in cache.items and cache.items["a"].get("status"))
+        assert cache.relists == 1
+
+        # History compacted while the watch is down: 410 Gone, relist, and the deletion in the gap is seen.
+        kube.fault = "500"
+        await kube.cut_watches()
+        await until(lambda: not cache.in_step)
+        assert isinstance(cache.snapshot(), str)  # stale: Unknown, not "no resources"
+        await kube.remove(DEPLOYMENTS, "flink", "a")
+        kube.compact()
+        kube.fault = None
+        await until(lambda: cache.in_step and "a" not in cache.items)
+        assert cache.relists == 2 and set(cache.items) == {"b"}
+    finally:
+        await cache.stop()
+        await api.close()
+
+
+async def test_connection_settings_are_checked(kube: KubeEmulator, tmp_path: Path) -> None:
+    with pytest.raises(KubeConfigError, match="does not exist"):
+        await KubeApi.connect(str(tmp_path / "missing"))
+    broken = tmp_path / "broken"
+    broken.write_text("this: [is not a kubeconfig")
+    with pytest.raises(KubeConfigError):
+        await KubeApi.connect(str(broken))
+    api = await KubeApi.connect(str(kube.kubeconfig(tmp_path / "ok")))
+    assert await api.namespace_exists("flink") and not await api.namespace_exists("nope")
+    await api.close()

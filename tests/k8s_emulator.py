@@ -1,0 +1,266 @@
+"""An emulator of the Kubernetes API for tests (no real API server can run on these machines).
+
+It serves the parts streampilot uses, over real HTTP: namespaces, the Flink Kubernetes Operator's
+custom resources (create, get, list, merge-patch, delete, watch with resourceVersion and 410 Gone
+after compaction), label selectors, and fault injection (HTTP 500s, hanging answers, cut watch
+streams). Tests drive it like the operator would: ``set_status`` writes a resource's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from streampilot.flink.local import free_port
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _status(code: int, reason: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message},
+        status_code=code,
+    )
+
+
+class KubeEmulator:
+    def __init__(self, namespaces: tuple[str, ...] = ("default", "flink")) -> None:
+        self.namespaces = set(namespaces)
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.rv = 100
+        self.events: list[tuple[int, str, str, str, dict[str, Any]]] = []
+        self.compacted_before = 0
+        self.fault: str | None = None  # None | "500" | "hang"
+        self.requests: list[str] = []
+        self._changed = asyncio.Condition()
+        self._cut = 0
+        self.app = self._build()
+        self.port = free_port()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- test driver ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "emulator",
+                    "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+                    "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
+                    "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
+                }
+            )
+        )
+        return path
+
+    async def start(self) -> KubeEmulator:
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
+        )
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.02)
+        return self
+
+    async def stop(self) -> None:
+        self.fault = None
+        if self._server is not None:
+            self._server.should_exit = True
+            self._cut += 1
+            async with self._changed:
+                self._changed.notify_all()
+            if self._task is not None:
+                await self._task
+
+    def get(self, plural: str, ns: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((plural, ns, name))
+
+    async def _record(self, kind: str, plural: str, ns: str, obj: dict[str, Any]) -> None:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self.events.append((self.rv, plural, ns, kind, copy.deepcopy(obj)))
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def set_status(self, plural: str, ns: str, name: str, status: dict[str, Any]) -> None:
+        obj = self.objects[(plural, ns, name)]
+        obj["status"] = merge_patch(obj.get("status") or {}, status)
+        await self._record("MODIFIED", plural, ns, obj)
+
+    async def put(self, plural: str, ns: str, obj: dict[str, Any]) -> None:
+        """Create or replace an object as a controller would (no API call)."""
+        obj["metadata"]["namespace"] = ns
+        kind = "MODIFIED" if (plural, ns, obj["metadata"]["name"]) in self.objects else "ADDED"
+        self.objects[(plural, ns, obj["metadata"]["name"])] = obj
+        await self._record(kind, plural, ns, obj)
+
+    async def remove(self, plural: str, ns: str, name: str) -> None:
+        obj = self.objects.pop((plural, ns, name))
+        await self._record("DELETED", plural, ns, obj)
+
+    def compact(self) -> None:
+        """Forget history: a watch from an older resourceVersion now gets 410 Gone."""
+        self.compacted_before = self.rv
+        self.events.clear()
+
+    async def cut_watches(self) -> None:
+        self._cut += 1
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ---- the API -------------------------------------------------------------------------------
+    def _build(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.middleware("http")
+        async def faults(request: Request, call_next: Any) -> Response:
+            self.requests.append(f"{request.method} {request.url.path}?{request.url.query}")
+            if self.fault == "500":
+                return _status(500, "InternalError", "injected fault")
+            if self.fault == "hang":
+                while self.fault == "hang":
+                    await asyncio.sleep(0.05)
+            response: Response = await call_next(request)
+            return response
+
+        @app.get("/api/v1/namespaces/{ns}")
+        async def namespace(ns: str) -> Response:
+            if ns not in self.namespaces:
+                return _status(404, "NotFound", f'namespaces "{ns}" not found')
+            return JSONResponse({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns}})
+
+        base = "/apis/{group}/{version}/namespaces/{ns}/{plural}"
+
+        @app.get(base)
+        async def list_or_watch(group: str, version: str, ns: str, plural: str, request: Request) -> Response:
+            q = request.query_params
+            selector = q.get("labelSelector")
+            if q.get("watch") in ("true", "1", "True"):
+                return StreamingResponse(
+                    self._watch(
+                        ns, plural, q.get("resourceVersion") or "0", selector, float(q.get("timeoutSeconds") or 30)
+                    ),
+                    media_type="application/json",
+                )
+            items = [
+                copy.deepcopy(o)
+                for (p, n, _), o in sorted(self.objects.items())
+                if p == plural and n == ns and _selected(o, selector)
+            ]
+            return JSONResponse(
+                {
+                    "apiVersion": "flink.apache.org/v1beta1",
+                    "kind": "List",
+                    "items": items,
+                    "metadata": {"resourceVersion": str(self.rv)},
+                }
+            )
+
+        @app.post(base)
+        async def create(group: str, version: str, ns: str, plural: str, request: Request) -> Response:
+            if ns not in self.namespaces:
+                return _status(404, "NotFound", f'namespaces "{ns}" not found')
+            obj = await request.json()
+            name = obj["metadata"]["name"]
+            if (plural, ns, name) in self.objects:
+                return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
+            obj["metadata"].update(namespace=ns, generation=1, uid=f"uid-{self.rv}")
+            self.objects[(plural, ns, name)] = obj
+            await self._record("ADDED", plural, ns, obj)
+            return JSONResponse(obj, status_code=201)
+
+        @app.get(base + "/{name}")
+        async def read(group: str, version: str, ns: str, plural: str, name: str) -> Response:
+            obj = self.objects.get((plural, ns, name))
+            if obj is None:
+                return _status(404, "NotFound", f'{plural} "{name}" not found')
+            return JSONResponse(obj)
+
+        @app.patch(base + "/{name}")
+        async def patch(group: str, version: str, ns: str, plural: str, name: str, request: Request) -> Response:
+            obj = self.objects.get((plural, ns, name))
+            if obj is None:
+                return _status(404, "NotFound", f'{plural} "{name}" not found')
+            patched = merge_patch(obj, await request.json())
+            if patched.get("spec") != obj.get("spec"):
+                patched["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
+            self.objects[(plural, ns, name)] = patched
+            await self._record("MODIFIED", plural, ns, patched)
+            return JSONResponse(patched)
+
+        @app.delete(base + "/{name}")
+        async def delete(group: str, version: str, ns: str, plural: str, name: str) -> Response:
+            if (plural, ns, name) not in self.objects:
+                return _status(404, "NotFound", f'{plural} "{name}" not found')
+            await self.remove(plural, ns, name)
+            return JSONResponse({"kind": "Status", "status": "Success"})
+
+        return app
+
+    async def _watch(self, ns: str, plural: str, rv: str, selector: str | None, timeout: float) -> AsyncIterator[bytes]:
+        since = int(rv or 0)
+        if since and since < self.compacted_before:
+            yield (
+                json.dumps(
+                    {
+                        "type": "ERROR",
+                        "object": {
+                            "kind": "Status",
+                            "code": 410,
+                            "reason": "Expired",
+                            "message": "too old resource version",
+                        },
+                    }
+                )
+                + "\n"
+            ).encode()
+            return
+        cut = self._cut
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and self._cut == cut:
+            for event_rv, p, n, kind, obj in list(self.events):
+                if event_rv > since and p == plural and n == ns and _selected(obj, selector):
+                    since = event_rv
+                    yield (json.dumps({"type": kind, "object": obj}) + "\n").encode()
+            async with self._changed:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=0.5)
+                except TimeoutError:
+                    pass
+
+
+def _selected(obj: dict[str, Any], selector: str | None) -> bool:
+    if not selector:
+        return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in selector.split(","):
+        key, _, value = term.partition("=")
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
