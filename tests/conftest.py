@@ -24,6 +24,7 @@ from streampilot.flink.homes import bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterLayout, free_port
 from streampilot.services.platform import Platform
 from streampilot.settings import FlinkSettings, Settings, TrackingSettings
+from tests.receivers import HttpReceiver, SmtpReceiver
 
 PG = os.environ.get("STREAMPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL = os.environ.get("STREAMPILOT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
@@ -165,3 +166,19 @@ async def flink(platform: Platform, flink_cluster: LocalCluster, api: httpx.Asyn
                 await client.cancel(app.job_id)
             except Exception:
                 pass
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[HttpReceiver]:
+    """A local HTTP endpoint that records requests and answers as a test scripts it."""
+    r = await HttpReceiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    """A real SMTP server in-process (aiosmtpd)."""
+    s = SmtpReceiver().start()
+    yield s
+    s.stop()

@@ -8,12 +8,10 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
 import httpx
-import pytest
 
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.apps import AppKind, AppSpec
@@ -24,20 +22,6 @@ from streampilot.store.orm import App, AppVersion, Cluster
 from tests.receivers import HttpReceiver, SmtpReceiver
 
 SECRET = "SEC-very-secret-123"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[HttpReceiver]:
-    r = await HttpReceiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpReceiver]:
-    s = SmtpReceiver().start()
-    yield s
-    s.stop()
 
 
 async def channel(api: httpx.AsyncClient, name: str, kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ webhook), a flapping job is throttled, and a hanging receiver never delays state
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,6 @@ from tests.receivers import HttpReceiver, SmtpReceiver
 
 pytestmark = [pytest.mark.flink, pytest.mark.slow]
 SINGLE_DB = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[HttpReceiver]:
-    r = await HttpReceiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpReceiver]:
-    s = SmtpReceiver().start()
-    yield s
-    s.stop()
 
 
 async def channels(api: httpx.AsyncClient, receiver: HttpReceiver, smtp: SmtpReceiver) -> list[int]:

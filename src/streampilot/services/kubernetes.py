@@ -97,38 +97,30 @@ class KubernetesClusters:
             self.apis[cluster.id] = await KubeApi.connect(o.kubeconfig, o.context)
         return self.apis[cluster.id]
 
-    def cache(self, cluster: Cluster) -> ResourceCache:
+    def _watched(self, store: dict[int, ResourceCache], cluster: Cluster, plural: str, selector: str) -> ResourceCache:
         if self.closed:
             raise KubeUnavailableError("the platform is shutting down")
-        if cluster.id not in self.caches:
+        if cluster.id not in store:
             o = options_of(cluster)
+            # Streams end every 10 s: a hung API server shows up as Unknown well within lost_after.
             cache = ResourceCache(
                 lambda: KubeApi.connect(o.kubeconfig, o.context),
-                plural_of(cluster),
+                plural,
                 o.namespace,
-                label_selector="managed-by=streampilot",
-                watch_timeout_s=30,
-            )
-            cache.start()
-            self.caches[cluster.id] = cache
-        return self.caches[cluster.id]
-
-    def deployments(self, cluster: Cluster) -> ResourceCache:
-        """The operator's JobManager Deployments (application mode): existence and readiness."""
-        if self.closed:
-            raise KubeUnavailableError("the platform is shutting down")
-        if cluster.id not in self.deployment_caches:
-            o = options_of(cluster)
-            cache = ResourceCache(
-                lambda: KubeApi.connect(o.kubeconfig, o.context),
-                "deployments",
-                o.namespace,
-                label_selector="type=flink-native-kubernetes",
+                label_selector=selector,
                 watch_timeout_s=10,
             )
             cache.start()
-            self.deployment_caches[cluster.id] = cache
-        return self.deployment_caches[cluster.id]
+            store[cluster.id] = cache
+        return store[cluster.id]
+
+    def cache(self, cluster: Cluster) -> ResourceCache:
+        """The cluster's FlinkDeployments or FlinkSessionJobs made by streampilot."""
+        return self._watched(self.caches, cluster, plural_of(cluster), "managed-by=streampilot")
+
+    def deployments(self, cluster: Cluster) -> ResourceCache:
+        """The operator's JobManager Deployments (application mode): existence and readiness."""
+        return self._watched(self.deployment_caches, cluster, "deployments", "type=flink-native-kubernetes")
 
     def remember(self, cluster: Cluster, resource: dict[str, Any]) -> None:
         """Put a resource we just wrote into the cache at once, ahead of its watch event."""

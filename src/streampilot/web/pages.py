@@ -188,6 +188,32 @@ async def new_app(request: Request) -> HTMLResponse:
     return render(request, "app_form.html", values=values, errors={}, app=None, **ctx)
 
 
+async def _form_failure(
+    request: Request, p: Platform, values: dict[str, Any], app: App | None, exc: SpecError | ServiceError
+) -> HTMLResponse:
+    """The form again, as the user filled it, with each problem next to its field (nothing saved)."""
+    if isinstance(exc, SpecError):
+        return render(
+            request,
+            "app_form.html",
+            status=422,
+            values=values,
+            errors=problems_of(exc),
+            app=app,
+            **await _form_context(p),
+        )
+    return render(
+        request,
+        "app_form.html",
+        status=exc.status,
+        values=values,
+        errors={},
+        app=app,
+        error=str(exc),
+        **await _form_context(p),
+    )
+
+
 async def _read_form(request: Request) -> tuple[dict[str, Any], UploadFile | None]:
     form = await request.form()
     upload = form.get("jar_file")
@@ -219,27 +245,8 @@ async def create_app(request: Request) -> Response:
         if not cluster.isdigit():
             raise SpecError.one("cluster_id", "choose a cluster (add one on the Clusters page)")
         app = await p.apps.create(name, int(cluster), spec_from(body))
-    except SpecError as exc:
-        return render(
-            request,
-            "app_form.html",
-            status=422,
-            values=values,
-            errors=problems_of(exc),
-            app=None,
-            **await _form_context(p),
-        )
-    except ServiceError as exc:
-        return render(
-            request,
-            "app_form.html",
-            status=exc.status,
-            values=values,
-            errors={},
-            app=None,
-            error=str(exc),
-            **await _form_context(p),
-        )
+    except (SpecError, ServiceError) as exc:
+        return await _form_failure(request, p, values, None, exc)
     return back(f"/apps/{app.id}", notice=f"Application {app.name} created.")
 
 
@@ -282,27 +289,8 @@ async def save_app(request: Request, app_id: int) -> Response:
         body.setdefault("args", [])
         changes.update(body)
         app = await p.apps.update(app_id, changes)
-    except SpecError as exc:
-        return render(
-            request,
-            "app_form.html",
-            status=422,
-            values=values,
-            errors=problems_of(exc),
-            app=app,
-            **await _form_context(p),
-        )
-    except ServiceError as exc:
-        return render(
-            request,
-            "app_form.html",
-            status=exc.status,
-            values=values,
-            errors={},
-            app=app,
-            error=str(exc),
-            **await _form_context(p),
-        )
+    except (SpecError, ServiceError) as exc:
+        return await _form_failure(request, p, values, app, exc)
     return back(f"/apps/{app_id}", notice=f"Saved as version {app.current_version}.")
 
 
