@@ -24,6 +24,7 @@ from streampilot.flink.homes import bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterLayout, free_port
 from streampilot.services.platform import Platform
 from streampilot.settings import FlinkSettings, Settings, TrackingSettings
+from tests.faultproxy import FaultProxy
 from tests.receivers import HttpReceiver, SmtpReceiver
 
 PG = os.environ.get("STREAMPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -182,3 +183,13 @@ def smtp() -> Iterator[SmtpReceiver]:
     s = SmtpReceiver().start()
     yield s
     s.stop()
+
+
+@pytest.fixture
+async def proxy(flink_cluster: LocalCluster) -> AsyncIterator[FaultProxy]:
+    """A fault-injecting HTTP proxy in front of the shared cluster's REST API."""
+    p = FaultProxy(flink_cluster.layout.rest_url)
+    await p.start()
+    yield p
+    p.mode = "ok"
+    await p.stop()

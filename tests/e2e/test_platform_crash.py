@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -41,15 +40,6 @@ async def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"server did not start; log:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture
-async def proxy(flink_cluster: LocalCluster) -> AsyncIterator[FaultProxy]:
-    p = FaultProxy(flink_cluster.layout.rest_url)
-    await p.start()
-    yield p
-    p.mode = "ok"
-    await p.stop()
 
 
 async def test_sigkill_while_starting_leaves_exactly_one_job(

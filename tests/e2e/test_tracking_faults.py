@@ -5,12 +5,10 @@ the app is RUNNING again soon after the faults end."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from streampilot.flink.local import LocalCluster
 from tests.faultproxy import FaultProxy
 from tests.helpers import DATAGEN_SQL, events, wait_app, wait_state
 
@@ -19,15 +17,6 @@ pytestmark = [pytest.mark.flink, pytest.mark.slow]
 
 async def state_changes(api: httpx.AsyncClient, app_id: int) -> list[tuple[str, str]]:
     return [(e["from_state"], e["to_state"]) for e in await events(api, app_id) if e["from_state"] != e["to_state"]]
-
-
-@pytest.fixture
-async def proxy(flink_cluster: LocalCluster) -> AsyncIterator[FaultProxy]:
-    p = FaultProxy(flink_cluster.layout.rest_url)
-    await p.start()
-    yield p
-    p.mode = "ok"
-    await p.stop()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -218,7 +218,9 @@ class Lifecycle:
                 await self._roll_back_start(app_id, previous, previous_job, f"Kubernetes refused it: {refused}", cause)
                 raise
             except Unavailable as exc:
-                await self._note(app_id, f"outcome unknown ({exc}); the tracker watches resource {job_id}")
+                await self._note(
+                    app_id, f"outcome unknown ({exc}); the tracker watches resource {job_id}", Cause.SYSTEM
+                )
                 raise
             self._follow(app_id)
             return
@@ -230,16 +232,9 @@ class Lifecycle:
             await self._roll_back_start(app_id, previous, previous_job, f"Flink rejected the job: {error}", cause)
             raise error from None
         except FlinkUnavailable as exc:
-            async with self.ctx.sessions() as s, s.begin():
-                row = await lock_app(s, app_id)
-                assert row is not None
-                await record_event(
-                    s,
-                    row,
-                    row.state,
-                    Cause.SYSTEM,
-                    f"submission outcome unknown ({exc}); the tracker looks for job {job_id}",
-                )
+            await self._note(
+                app_id, f"submission outcome unknown ({exc}); the tracker looks for job {job_id}", Cause.SYSTEM
+            )
             raise Unavailable(
                 f"cluster {cluster.name!r} did not answer the submission: {exc}; the job may "
                 f"still start, the tracker watches for job {job_id}"
@@ -464,11 +459,11 @@ class Lifecycle:
             assert row is not None
             await set_app_state(s, row, to, cause, why, **fields)
 
-    async def _note(self, app_id: int, detail: str) -> None:
+    async def _note(self, app_id: int, detail: str, cause: Cause = Cause.USER) -> None:
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app_id)
             assert row is not None
-            await record_event(s, row, row.state, Cause.USER, detail)
+            await record_event(s, row, row.state, cause, detail)
 
     async def _wait_terminal(self, app_id: int, timeout_s: float = 30) -> None:
         """Observe the app directly until Flink reports its job ended (or time runs out)."""
