@@ -1,21 +1,36 @@
 """A stand-in for the Flink Kubernetes Operator in tests: it reacts to resource specs in the emulator
 by writing statuses as the operator would (deploy, suspend with or without a savepoint, take a
-savepoint for a new nonce). It writes directly, so API faults injected for clients do not stop it."""
+savepoint for a new nonce). It writes directly, so API faults injected for clients do not stop it.
+
+Given a real Flink cluster and the jars its images would hold, it runs each deployed job there for
+real (as the JobManager of the FlinkDeployment would), so Flink's REST API can be the third source."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
+from pathlib import Path
 from typing import Any
 
+from streampilot.flink.client import FlinkClient, FlinkError, JarRun
 from tests.k8s_emulator import KubeEmulator
 
 
 class OperatorSimulator:
-    def __init__(self, kube: KubeEmulator, deploy_delay_s: float = 0.3) -> None:
+    def __init__(
+        self,
+        kube: KubeEmulator,
+        deploy_delay_s: float = 0.3,
+        flink: FlinkClient | None = None,
+        jars: dict[str, Path] | None = None,
+    ) -> None:
         self.kube = kube
         self.deploy_delay_s = deploy_delay_s
+        self.flink = flink
+        self.jars = jars or {}
+        self.flink_jobs: dict[tuple[str, str, str], str] = {}  # resource -> job running on the real cluster
+        self._uploaded: dict[str, str] = {}
         self.paused = False
         self._task: asyncio.Task[None] | None = None
         self._busy: set[tuple[str, str, str]] = set()
@@ -29,6 +44,33 @@ class OperatorSimulator:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for key in list(self.flink_jobs):
+            await self._cancel_real(key)
+
+    async def _run_real(self, key: tuple[str, str, str], job: dict[str, Any], config: dict[str, str]) -> str:
+        """Run the resource's job on the real Flink cluster; returns its job id."""
+        assert self.flink is not None
+        uri = job["jarURI"]
+        if uri not in self._uploaded:
+            self._uploaded[uri] = await self.flink.upload_jar(self.jars[uri], "image-job.jar")
+        job_id = uuid.uuid4().hex
+        run = JarRun(
+            entry_class=job.get("entryClass"),
+            args=list(job.get("args") or []),
+            parallelism=job.get("parallelism"),
+            configuration=config,
+            job_id=job_id,
+            savepoint_path=job.get("initialSavepointPath"),
+        )
+        await self.flink.run_jar(self._uploaded[uri], run)
+        self.flink_jobs[key] = job_id
+        return job_id
+
+    async def _cancel_real(self, key: tuple[str, str, str]) -> None:
+        job_id = self.flink_jobs.pop(key, None)
+        if job_id is not None and self.flink is not None:
+            with contextlib.suppress(FlinkError):
+                await self.flink.cancel(job_id)
 
     async def _run(self) -> None:
         while True:
@@ -101,6 +143,10 @@ class OperatorSimulator:
                                 "status": {"replicas": 1, "readyReplicas": 1},
                             },
                         )
+                    job_id = uuid.uuid4().hex
+                    if self.flink is not None:
+                        await self._cancel_real(key)
+                        job_id = await self._run_real(key, spec_job, (obj.get("spec") or {}).get("flinkConfiguration"))
                     await self.kube.set_status(
                         plural,
                         ns,
@@ -108,13 +154,15 @@ class OperatorSimulator:
                         {
                             "lifecycleState": "STABLE",
                             "jobManagerDeploymentStatus": "READY",
-                            "jobStatus": {"state": "RUNNING", "jobId": uuid.uuid4().hex},
+                            "jobStatus": {"state": "RUNNING", "jobId": job_id},
                         },
                     )
-            elif ("deployments", ns, name) in self.kube.objects:
+                return
+            await self._cancel_real(key)  # suspended: the job stops
+            if ("deployments", ns, name) in self.kube.objects:
                 await self.kube.remove("deployments", ns, name)  # suspending tears the JobManager down first
                 return
-            elif spec_job.get("upgradeMode") == "savepoint":
+            if spec_job.get("upgradeMode") == "savepoint":
                 n = int(last.get("triggerNonce") or 0) + 1000
                 await self.kube.set_status(
                     plural,

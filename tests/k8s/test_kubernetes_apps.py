@@ -4,7 +4,6 @@ operator stand-in. No real API server can run here: this is the emulator, said p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,88 +13,11 @@ import pytest
 from streampilot.domain.k8s import DEPLOYMENTS
 from streampilot.services.platform import Platform
 from tests.helpers import events, wait_app, wait_state
+from tests.k8s.conftest import NS, jar_app, jobmanager
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
 
 pytestmark = [pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-NS = "flink"
-
-
-@pytest.fixture
-async def kube() -> AsyncIterator[KubeEmulator]:
-    emulator = await KubeEmulator(namespaces=("default", NS)).start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def operator(kube: KubeEmulator) -> AsyncIterator[OperatorSimulator]:
-    sim = OperatorSimulator(kube).start()
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
-async def k8s_cluster(
-    api: httpx.AsyncClient, kube: KubeEmulator, platform: Platform, tmp_path: Path
-) -> AsyncIterator[int]:
-    resp = await api.post(
-        "/api/v1/clusters",
-        json={
-            "name": "k8s",
-            "kind": "kubernetes-application",
-            "options": {
-                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
-                "namespace": NS,
-                "image": "registry.example.org/flink-jobs:1.0",
-                "jobmanager": {"cpu": "500m", "memory": "1g"},
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    platform.start_loops()
-    yield int(resp.json()["id"])
-    await platform.stop_loops()
-
-
-async def jar_app(api: httpx.AsyncClient, cluster: int, name: str = "on-k8s") -> int:
-    upload = await api.post("/api/v1/jars", files={"file": ("job.jar", _tiny_jar())})
-    resp = await api.post(
-        "/api/v1/apps",
-        json={
-            "name": name,
-            "kind": "jar",
-            "cluster_id": cluster,
-            "jar_id": upload.json()["id"],
-            "entry_class": "example.Job",
-            "parallelism": 2,
-            "checkpointing": {"interval_s": 30},
-            "restart_strategy": {"type": "fixed-delay", "attempts": 5, "delay_s": 2},
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
-
-
-def jobmanager(name: str, ready: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"type": "flink-native-kubernetes", "app": name}},
-        "spec": {"replicas": 1},
-        "status": {"replicas": 1, "readyReplicas": ready},
-    }
-
-
-def _tiny_jar() -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nMain-Class: example.Job\n")
-        zf.writestr("example/Job.class", b"\xca\xfe\xba\xbe")
-    return buf.getvalue()
 
 
 async def test_bad_kubernetes_settings_are_field_errors(

@@ -4,6 +4,8 @@ application's launch configuration, and what a resource's status says about its 
 from __future__ import annotations
 
 import re
+import string
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -49,6 +51,27 @@ def _memory(v: str) -> str:
     return str(v)
 
 
+TEMPLATE_FIELDS = ("name", "namespace")
+
+
+def _rest_template(v: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        raise ValueError(
+            f"{v!r} is not an http:// or https:// URL template (e.g. http://{{name}}-rest.{{namespace}}:8081)"
+        )
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not a valid URL template: {exc}") from None
+    unknown = [f for f in fields if f not in TEMPLATE_FIELDS]
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}} in the URL template; use {{name}} (the FlinkDeployment) "
+            "and {namespace}"
+        )
+    return v
+
+
 Name = Annotated[str, AfterValidator(_label)]
 Image = Annotated[str, AfterValidator(_image)]
 Cpu = Annotated[str, AfterValidator(_cpu)]
@@ -79,6 +102,18 @@ class K8sOptions(BaseModel):
     jar_uri: str = Field(
         default="local:///opt/flink/usrlib/job.jar", description="Where the application's jar is inside the image"
     )
+    rest_url_template: Annotated[str, AfterValidator(_rest_template)] | None = Field(
+        default=None,
+        description="Flink's REST API of a FlinkDeployment, e.g. http://{name}-rest.{namespace}:8081 or an "
+        "ingress; {name} is the app's FlinkDeployment (application mode) or the session's (session mode)",
+    )
+
+    def rest_url(self, resource: str) -> str | None:
+        """Where Flink's REST API answers for the job of ``resource`` (None: not configured)."""
+        if not self.rest_url_template:
+            return None
+        name = self.session_name if self.session_name else resource
+        return self.rest_url_template.format(name=name, namespace=self.namespace).rstrip("/")
 
 
 def resource_name(app_id: int) -> str:
@@ -182,3 +217,60 @@ def observed_job_state(resource: dict[str, Any]) -> tuple[FlinkJobState | None, 
     if jm in ("DEPLOYING", "DEPLOYED_NOT_READY") or lifecycle in ("CREATED", "UPGRADING", "DEPLOYED"):
         return FlinkJobState.INITIALIZING, detail
     return None, detail
+
+
+def flink_job_id(resource: dict[str, Any]) -> str | None:
+    """The Flink job id the operator reports for the resource's current job."""
+    job_id = ((resource.get("status") or {}).get("jobStatus") or {}).get("jobId")
+    return str(job_id) if job_id else None
+
+
+@dataclass(frozen=True)
+class RestJob:
+    """What Flink's REST API said about one job: its state and task counts; ``state`` None: not listed."""
+
+    state: str | None
+    tasks_running: int = 0
+    tasks_total: int = 0
+
+
+@dataclass(frozen=True)
+class MergedJob:
+    state: FlinkJobState
+    tasks_running: int
+    tasks_total: int
+    detail: str
+
+
+def merge_rest(operator: FlinkJobState, detail: str, job_id: str | None, rest: RestJob | str | None) -> MergedJob:
+    """The third source on top of the operator's status and the JobManager Deployment.
+
+    ``rest`` is None when there is no REST API to ask (no URL template, or no job id yet), a string when
+    the call failed (Unknown: it says nothing about the job), or the answer. An answer listing the job
+    is the freshest word on it and brings real task counts; a JobManager that answers without the job
+    is recovering it (never evidence that the job is gone: only the resource's absence is).
+    """
+    fallback = MergedJob(operator, 1 if operator == FlinkJobState.RUNNING else 0, 1, detail)
+    if rest is None:
+        return fallback
+    if isinstance(rest, str):
+        return MergedJob(fallback.state, fallback.tasks_running, 1, f"{detail}; Flink REST API unknown: {rest}")
+    if rest.state is None:
+        if operator.is_globally_terminal:
+            return fallback
+        return MergedJob(
+            FlinkJobState.RESTARTING, 0, 1, f"{detail}; the JobManager answers but does not list job {job_id} yet"
+        )
+    try:
+        state = FlinkJobState(rest.state)
+    except ValueError:
+        return MergedJob(
+            fallback.state, fallback.tasks_running, 1, f"{detail}; Flink reports unknown state {rest.state}"
+        )
+    return MergedJob(
+        state,
+        rest.tasks_running,
+        rest.tasks_total,
+        f"Flink's REST API reports job {job_id} {state.value} ({rest.tasks_running}/{rest.tasks_total} tasks running); "
+        + detail,
+    )

@@ -18,6 +18,7 @@ from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound
 from streampilot.services.jars import JarService
+from streampilot.services.kubernetes import is_kubernetes, options_of, spec_problems
 from streampilot.services.statewriter import record_event
 from streampilot.services.submissions import (
     SubmissionBuilder,
@@ -113,6 +114,8 @@ class AppService:
             launch_config(spec, name)
         except SpecError as exc:
             problems.extend(exc.problems)
+        if cluster is not None and is_kubernetes(cluster):
+            problems.extend(spec_problems(spec, options_of(cluster)))
         if spec.kind == AppKind.JAR and spec.jar_id is not None:
             try:
                 await check_jar_entry(await JarService(self.ctx).get(spec.jar_id), spec.entry_class)
@@ -135,7 +138,7 @@ class AppService:
         if clash is not None and clash != app_id:
             raise Conflict(f"an application named {name!r} already exists; choose another name")
         assert cluster is not None
-        if spec.kind == AppKind.SQL:
+        if spec.kind == AppKind.SQL and not is_kubernetes(cluster):
             await self._plan_sql(name, cluster, spec)
         return cluster
 

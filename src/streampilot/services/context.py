@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
-from streampilot.services.kubernetes import KubernetesClusters
+from streampilot.services.kubernetes import KubernetesClusters, is_kubernetes
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
 
@@ -27,6 +27,7 @@ class Context:
     homes: dict[str, HomeInfo] = field(default_factory=dict)  # inspected Flink homes by path
     background: set[asyncio.Task[None]] = field(default_factory=set)
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
+    _url_clients: dict[str, FlinkClient] = field(default_factory=dict)  # Flink REST APIs on Kubernetes
     _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -46,6 +47,30 @@ class Context:
         self._clients[cluster.id] = client
         return client
 
+    def client_at(self, url: str) -> FlinkClient:
+        """A pooled REST client for a JobManager found through a Kubernetes cluster's URL template."""
+        client = self._url_clients.get(url)
+        if client is None:
+            client = FlinkClient(
+                url,
+                timeout_s=self.settings.flink.request_timeout_s,
+                submit_timeout_s=self.settings.flink.submit_timeout_s,
+            )
+            self._url_clients[url] = client
+        return client
+
+    def job_rest(self, cluster: Cluster, job_id: str) -> tuple[FlinkClient, str] | None:
+        """Where Flink's REST API answers for an app's job, and the job's id there.
+
+        Standalone and local clusters: the cluster's own API and the app's job id. Kubernetes: the
+        JobManager behind the cluster's URL template and the job id the operator reports; None when
+        no template is set or the job id is not known yet.
+        """
+        if not is_kubernetes(cluster):
+            return self.client(cluster), job_id
+        found = self.k8s.rest_of(cluster, job_id)
+        return None if found is None else (self.client_at(found[0]), found[1])
+
     def forget_client(self, cluster_id: int) -> None:
         self._clients.pop(cluster_id, None)
 
@@ -54,8 +79,9 @@ class Context:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        for client in self._clients.values():
+        for client in [*self._clients.values(), *self._url_clients.values()]:
             await client.close()
         self._clients.clear()
+        self._url_clients.clear()
         await self.k8s.close()
         await self.engine.dispose()

@@ -51,11 +51,12 @@ class Dispatcher:
             app = await s.get(App, alert.app_id) if alert.app_id else None
             cluster = await s.get(Cluster, app.cluster_id) if app else None
         job_id = (alert.facts or {}).get("job_id")
-        if cluster is None or not job_id:
+        rest = self.ctx.job_rest(cluster, str(job_id)) if cluster is not None and job_id else None
+        if rest is None:
             return None
         for _ in range(5):  # Flink's exception history may lag the FAILED state by a moment
             try:
-                found = await asyncio.wait_for(self.ctx.client(cluster).exceptions(str(job_id)), timeout=3)
+                found = await asyncio.wait_for(rest[0].exceptions(rest[1]), timeout=3)
             except (FlinkError, TimeoutError):
                 return None
             if found:

@@ -10,6 +10,7 @@ Unknown (stale cache), and only a resource positively absent from an in-step cac
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,14 +24,17 @@ from streampilot.domain.k8s import (
     KIND_APPLICATION,
     SESSION_JOBS,
     K8sOptions,
+    RestJob,
     application_deployment,
+    flink_job_id,
     job_section,
+    merge_rest,
     observed_job_state,
     resource_name,
     session_job,
 )
 from streampilot.domain.states import FlinkJobState
-from streampilot.flink.client import JobSummary
+from streampilot.flink.client import FlinkClient, FlinkError, JobSummary
 from streampilot.k8s.client import KubeApi, KubeConfigError, KubeError, KubeNotFound, KubeRejected
 from streampilot.k8s.client import KubeUnavailable as KubeUnavailableError
 from streampilot.k8s.watch import ResourceCache
@@ -65,6 +69,20 @@ def parse_options(kind: str, raw: dict[str, Any]) -> K8sOptions:
     if kind != KIND_APPLICATION and not options.session_name:
         raise SpecError.one("options.session_name", "a kubernetes-session cluster names its session FlinkDeployment")
     return options
+
+
+async def _rest_answers(urls: set[str], client_at: Callable[[str], FlinkClient]) -> dict[str, dict[str, RestJob] | str]:
+    """One ``/jobs/overview`` per JobManager (per app in application mode, one for a session)."""
+
+    async def one(url: str) -> dict[str, RestJob] | str:
+        try:
+            jobs = await client_at(url).jobs_overview()
+        except FlinkError as exc:
+            return str(exc)
+        return {j.job_id: RestJob(j.state, j.tasks_running, j.tasks_total) for j in jobs}
+
+    ordered = sorted(urls)
+    return dict(zip(ordered, await asyncio.gather(*(one(u) for u in ordered)), strict=True))
 
 
 async def check_connection(options: K8sOptions) -> None:
@@ -128,11 +146,28 @@ class KubernetesClusters:
         if cache is not None:
             cache.items[resource["metadata"]["name"]] = resource
 
-    def listing(self, cluster: Cluster) -> dict[str, JobSummary] | str:
-        """What the operator's resources say, as the tracker's job listing (or why it is Unknown)."""
+    def resources(self, cluster: Cluster) -> dict[str, dict[str, Any]] | str:
+        """The cluster's resources by name from the watch cache, or why they cannot be trusted now."""
         if self.closed:
             return "the platform is shutting down"
-        snapshot = self.cache(cluster).snapshot()
+        return self.cache(cluster).snapshot()
+
+    def rest_of(self, cluster: Cluster, name: str) -> tuple[str, str] | None:
+        """Flink's REST URL and job id for the app's resource, when a URL template is set and the job known."""
+        resources = self.resources(cluster)
+        if isinstance(resources, str) or name not in resources:
+            return None
+        url, job_id = options_of(cluster).rest_url(name), flink_job_id(resources[name])
+        return (url, job_id) if url and job_id else None
+
+    async def listing(self, cluster: Cluster, client_at: Callable[[str], FlinkClient]) -> dict[str, JobSummary] | str:
+        """What the three sources say, as the tracker's job listing (or why it is Unknown).
+
+        The operator's resources decide existence (only their watch can say Gone); the JobManager
+        Deployments and Flink's REST API refine what the job is doing. An error of either refinement
+        is Unknown for that source alone.
+        """
+        snapshot = self.resources(cluster)
         if isinstance(snapshot, str):
             return snapshot
         deployments: dict[str, dict[str, Any]] | None = None
@@ -141,21 +176,30 @@ class KubernetesClusters:
             if isinstance(found, str):
                 return f"JobManager deployments: {found}"
             deployments = found
+        options = options_of(cluster)
+        urls = {name: options.rest_url(name) for name in snapshot}
+        answers = await _rest_answers({u for u in urls.values() if u}, client_at)
         out: dict[str, JobSummary] = {}
         for name, resource in snapshot.items():
             state, detail = observed_job_state(resource)
             state = state or FlinkJobState.INITIALIZING  # the resource exists: never "gone"
             if deployments is not None and state == FlinkJobState.RUNNING:
                 state, detail = merge_jobmanager(state, detail, deployments.get(name))
-            running = 1 if state.value == "RUNNING" else 0
+            job_id = flink_job_id(resource)
+            url = urls[name]
+            rest: RestJob | str | None = None
+            if url and job_id:
+                answer = answers[url]
+                rest = answer if isinstance(answer, str) else answer.get(job_id, RestJob(None))
+            merged = merge_rest(state, detail, job_id, rest)
             out[name] = JobSummary(
                 job_id=name,
                 name=name,
-                state=state.value,
-                tasks_running=running,
-                tasks_total=1,
+                state=merged.state.value,
+                tasks_running=merged.tasks_running,
+                tasks_total=merged.tasks_total,
                 start_time_ms=0,
-                detail=detail,
+                detail=merged.detail,
             )
         return out
 
@@ -179,14 +223,10 @@ class KubernetesTarget:
     def options(self) -> K8sOptions:
         return options_of(self.cluster)
 
-    @staticmethod
-    def check(spec: AppSpec) -> None:
-        if spec.kind != AppKind.JAR:
-            raise SpecError.one(
-                "kind",
-                "Kubernetes targets run jar applications (their jar inside the image); "
-                "SQL and PyFlink apps are not supported there yet",
-            )
+    def check(self, spec: AppSpec) -> None:
+        problems = spec_problems(spec, self.options)
+        if problems:
+            raise SpecError(problems)
 
     async def start(
         self, app_id: int, spec: AppSpec, config: dict[str, str], restore: str | None, allow_non_restored_state: bool
@@ -282,6 +322,27 @@ class KubernetesTarget:
             raise Conflict(f"resource {name} no longer exists on Kubernetes") from None
         except KubeError as exc:
             raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+
+
+def spec_problems(spec: AppSpec, options: K8sOptions) -> list[FieldProblem]:
+    """What an app asks for that its Kubernetes cluster cannot give it (field errors before submission)."""
+    problems: list[FieldProblem] = []
+    if spec.kind != AppKind.JAR:
+        problems.append(
+            FieldProblem(
+                "kind",
+                "Kubernetes targets run jar applications (their jar inside the image); "
+                "SQL and PyFlink apps are not supported there yet",
+            )
+        )
+    if not options.rest_url_template:
+        # Our policy loop reads checkpoints from Flink's REST API: without it these settings could not act.
+        why = "needs Flink's REST API on Kubernetes: set the cluster's options.rest_url_template"
+        if spec.checkpoint_failure_policy is not None:
+            problems.append(FieldProblem("checkpoint_failure_policy", why))
+        if spec.checkpoint_stall is not None:
+            problems.append(FieldProblem("checkpoint_stall", why))
+    return problems
 
 
 def merge_jobmanager(state: FlinkJobState, detail: str, deployment: dict[str, Any] | None) -> tuple[FlinkJobState, str]:

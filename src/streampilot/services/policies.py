@@ -98,16 +98,17 @@ class PolicyLoop:
         memory = PolicyMemory.load(app.policy_state)
         before = memory.dump()
         try:
+            rest = self.ctx.job_rest(cluster, app.job_id) if app.job_id else None
             if app.state == AppState.FAILED.value:
                 stats = None
-                if spec.auto_restart is not None and app.job_id:
+                if spec.auto_restart is not None and rest is not None:
                     try:  # the failed job's own last checkpoint: newer than what the details loop recorded
-                        stats = await self.ctx.client(cluster).checkpoints(app.job_id)
+                        stats = await rest[0].checkpoints(rest[1])
                     except FlinkError:
                         stats = None
                 await self._auto_restart(app, spec, memory, stats)
-            elif app.state in (AppState.RUNNING.value, AppState.RESTARTING.value) and app.job_id:
-                stats = await self.ctx.client(cluster).checkpoints(app.job_id)
+            elif app.state in (AppState.RUNNING.value, AppState.RESTARTING.value) and rest is not None:
+                stats = await rest[0].checkpoints(rest[1])
                 await self._checkpoints(app, spec, memory, stats)
         except FlinkError as exc:
             log.debug("policy check of app %s: %s", app.id, exc)

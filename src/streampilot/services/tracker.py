@@ -109,7 +109,7 @@ class Tracker:
     async def _listing(self, cluster: Cluster) -> dict[str, JobSummary] | str:
         self.requests += 1
         if is_kubernetes(cluster):
-            return self.ctx.k8s.listing(cluster)
+            return await self.ctx.k8s.listing(cluster, self.ctx.client_at)
         try:
             return {j.job_id: j for j in await self.ctx.client(cluster).jobs_overview()}
         except FlinkError as exc:
@@ -242,12 +242,15 @@ class Tracker:
 
     async def detail(self, app: App, cluster: Cluster) -> None:
         assert app.job_id is not None
-        client = self.ctx.client(cluster)
-        stats = await client.checkpoints(app.job_id)
+        rest = self.ctx.job_rest(cluster, app.job_id)
+        if rest is None:
+            return  # Kubernetes without a REST URL template: the operator's status is all we have
+        client, flink_job_id = rest
+        stats = await client.checkpoints(flink_job_id)
         await self._store_checkpoints(app.id, app.job_id, stats)
         if app.state == AppState.RUNNING.value and app.config_verified is None and app.running_version:
-            job_config = await client.job_config(app.job_id)
-            checkpoint_config = await client.checkpoint_config(app.job_id)
+            job_config = await client.job_config(flink_job_id)
+            checkpoint_config = await client.checkpoint_config(flink_job_id)
             async with self.ctx.sessions() as s:
                 version = (
                     await s.execute(

@@ -18,7 +18,7 @@ from streampilot.api.schemas import (
     StopAction,
 )
 from streampilot.domain.apps import AppSpec
-from streampilot.flink.client import FlinkError
+from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.services.errors import Unavailable
 from streampilot.services.platform import Platform
 from streampilot.services.submissions import launch_config
@@ -98,16 +98,28 @@ async def list_savepoints(app_id: int, p: PlatformDep) -> list[SnapshotOut]:
     return [SnapshotOut.of(s) for s in await p.lifecycle.snapshots(app_id, "savepoint")]
 
 
+async def _job_rest(p: Platform, app: App) -> tuple[FlinkClient, str] | str | None:
+    """Flink's REST API for the app's job: None without a job, a reason when there is no API to ask."""
+    if not app.job_id:
+        return None
+    found = p.ctx.job_rest(await p.clusters.get(app.cluster_id), app.job_id)
+    if found is None:
+        return "Flink's REST API is not reachable for this app: set the cluster's options.rest_url_template"
+    return found
+
+
 @router.get("/{app_id}/checkpoints")
 async def list_checkpoints(app_id: int, p: PlatformDep) -> dict[str, Any]:
     """Retained checkpoints we know of, plus Flink's live statistics for the current job."""
     app = await p.apps.get(app_id)
     retained = [SnapshotOut.of(s).model_dump(mode="json") for s in await p.lifecycle.snapshots(app_id, "checkpoint")]
     live: dict[str, Any] | None = None
-    if app.job_id:
-        cluster = await p.clusters.get(app.cluster_id)
+    rest = await _job_rest(p, app)
+    if isinstance(rest, str):
+        live = {"error": rest}
+    elif rest is not None:
         try:
-            stats = await p.ctx.client(cluster).checkpoints(app.job_id)
+            stats = await rest[0].checkpoints(rest[1])
             live = {
                 "counts": {
                     "completed": stats.completed,
@@ -141,11 +153,13 @@ async def diff_versions(app_id: int, p: PlatformDep, a: int = Query(ge=1), b: in
 @router.get("/{app_id}/exceptions")
 async def list_exceptions(app_id: int, p: PlatformDep) -> list[dict[str, Any]]:
     app = await p.apps.get(app_id)
-    if not app.job_id:
+    rest = await _job_rest(p, app)
+    if rest is None:
         return []
-    cluster = await p.clusters.get(app.cluster_id)
+    if isinstance(rest, str):
+        raise Unavailable(rest)
     try:
-        return await p.ctx.client(cluster).exceptions(app.job_id)
+        return await rest[0].exceptions(rest[1])
     except FlinkError as exc:
         raise Unavailable(f"could not read the job's exceptions from Flink: {exc}") from None
 
@@ -162,4 +176,5 @@ async def get_launch_config(app_id: int, p: PlatformDep) -> dict[str, Any]:
         "current": launch_config(spec, app.name),
         "config_verified": app.config_verified,
         "config_mismatches": app.config_mismatches or [],
+        "readback": app.config_readback,
     }
