@@ -156,6 +156,10 @@ class KubeEmulator:
 
         base = "/apis/{group}/{version}/namespaces/{ns}/{plural}"
 
+        @app.get("/api/v1/namespaces/{ns}/{plural}")
+        async def list_or_watch_core(ns: str, plural: str, request: Request) -> Response:
+            return await list_or_watch("", "v1", ns, plural, request)  # pods: the core group
+
         @app.get(base)
         async def list_or_watch(group: str, version: str, ns: str, plural: str, request: Request) -> Response:
             q = request.query_params

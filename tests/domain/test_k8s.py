@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from streampilot.domain.k8s import K8sOptions, RestJob, merge_rest, observed_job_state
+from streampilot.domain.k8s import K8sOptions, RestJob, jobmanager_pods, merge_rest, observed_job_state, pod_changes
 from streampilot.domain.states import FlinkJobState
 from streampilot.services.kubernetes import merge_jobmanager
 
@@ -70,3 +70,16 @@ def test_rest_url_template() -> None:
     for bad in ("flink:8081", "http://{app}:8081", "http://{name:8081"):
         with pytest.raises(ValidationError):
             K8sOptions(rest_url_template=bad)
+
+
+def test_jobmanager_pods_and_their_story() -> None:
+    def pod(app: str, restarts: int) -> dict[str, object]:
+        return {"metadata": {"labels": {"app": app}}, "status": {"containerStatuses": [{"restartCount": restarts}]}}
+
+    pods = jobmanager_pods({"a-jm-1": pod("a", 2), "b-jm-1": pod("b", 0)}, "a")
+    assert pods == {"a-jm-1": 2}
+    assert pod_changes(None, pods) == []  # first sight tells nothing
+    assert pod_changes({"a-jm-1": 2}, {"a-jm-1": 3}) == ["JobManager pod a-jm-1 restarted (3 restarts in all)"]
+    assert pod_changes({"a-jm-1": 3}, {"a-jm-2": 0}) == ["JobManager pod a-jm-2 started, replacing a-jm-1"]
+    assert pod_changes({"a-jm-1": 3}, {}) == ["JobManager pod a-jm-1 is gone"]
+    assert pod_changes({"a-jm-1": 3}, {"a-jm-1": 3}) == []

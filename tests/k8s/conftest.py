@@ -106,5 +106,3 @@ def tiny_jar() -> bytes:
         zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nMain-Class: example.Job\n")
         zf.writestr("example/Job.class", b"\xca\xfe\xba\xbe")
     return buf.getvalue()
-
-

@@ -17,6 +17,22 @@ from streampilot.flink.client import FlinkClient, FlinkError, JarRun
 from tests.k8s_emulator import KubeEmulator
 
 
+def jobmanager_pod(deployment: str, pod: str, restarts: int = 0, ready: bool = True) -> dict[str, Any]:
+    """A JobManager pod as the operator's Deployment creates it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod,
+            "labels": {"type": "flink-native-kubernetes", "app": deployment, "component": "jobmanager"},
+        },
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"name": "flink-main-container", "ready": ready, "restartCount": restarts}],
+        },
+    }
+
+
 class OperatorSimulator:
     def __init__(
         self,
@@ -83,8 +99,8 @@ class OperatorSimulator:
 
     async def _reconcile(self, key: tuple[str, str, str], obj: dict[str, Any]) -> None:
         plural, ns, name = key
-        if plural == "deployments":
-            return  # the JobManager's Deployment: written by this stand-in, not reconciled
+        if plural in ("deployments", "pods"):
+            return  # the JobManager's Deployment and pods: written by this stand-in, not reconciled
         spec_job = (obj.get("spec") or {}).get("job") or {}
         status = obj.get("status") or {}
         generation = int(obj["metadata"].get("generation", 1))
@@ -143,6 +159,7 @@ class OperatorSimulator:
                                 "status": {"replicas": 1, "readyReplicas": 1},
                             },
                         )
+                        await self.kube.put("pods", ns, jobmanager_pod(name, f"{name}-jm-{generation}"))
                     job_id = uuid.uuid4().hex
                     if self.flink is not None:
                         await self._cancel_real(key)
@@ -161,6 +178,8 @@ class OperatorSimulator:
             await self._cancel_real(key)  # suspended: the job stops
             if ("deployments", ns, name) in self.kube.objects:
                 await self.kube.remove("deployments", ns, name)  # suspending tears the JobManager down first
+                for pod in [k for k in self.kube.objects if k[0] == "pods" and k[2].startswith(f"{name}-jm-")]:
+                    await self.kube.remove(*pod)
                 return
             if spec_job.get("upgradeMode") == "savepoint":
                 n = int(last.get("triggerNonce") or 0) + 1000

@@ -14,7 +14,7 @@ from streampilot.domain.k8s import DEPLOYMENTS
 from streampilot.services.platform import Platform
 from tests.helpers import events, wait_app, wait_state
 from tests.k8s.conftest import NS, jar_app, jobmanager
-from tests.k8s.operator_sim import OperatorSimulator
+from tests.k8s.operator_sim import OperatorSimulator, jobmanager_pod
 from tests.k8s_emulator import KubeEmulator
 
 pytestmark = [pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
@@ -81,6 +81,8 @@ async def test_api_server_trouble_while_the_jobmanager_restarts_never_shows_fail
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
     name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     lost_after = platform.settings.tracking.lost_after_s
+    pods = await wait_app(api, app_id, lambda a: bool(a["status"]["jobmanager_pods"]), what="JobManager pods")
+    assert pods["status"]["jobmanager_pods"] == {f"{name}-jm-1": 0}
 
     kube.fault = "500"  # the API server answers 500s ...
     await kube.cut_watches()
@@ -93,6 +95,7 @@ async def test_api_server_trouble_while_the_jobmanager_restarts_never_shows_fail
     )
     operator.paused = True  # ... while the JobManager pod restarts: its Deployment has no ready pod
     await kube.put("deployments", NS, jobmanager(name, ready=0))
+    await kube.put("pods", NS, jobmanager_pod(name, f"{name}-jm-1", restarts=1, ready=False))
     kube.fault = "hang"  # ... and then times out
     await asyncio.sleep(lost_after / 4)
     kube.fault = None
@@ -111,6 +114,8 @@ async def test_api_server_trouble_while_the_jobmanager_restarts_never_shows_fail
     assert "JobManager not ready (0/1 pods ready)" in next(
         e["detail"] for e in timeline if e["to_state"] == "RESTARTING"
     )
+    assert f"JobManager pod {name}-jm-1 restarted (1 restarts in all)" in [e["detail"] for e in timeline]
+    assert (await api.get(f"/api/v1/apps/{app_id}")).json()["status"]["jobmanager_pods"] == {f"{name}-jm-1": 1}
 
 
 async def test_failed_then_running_again_and_deleted_resource(

@@ -80,6 +80,9 @@ class AppStatus(BaseModel):
     config_verified: bool | None
     config_mismatches: list[str]
     last_checkpoint: dict[str, Any] | None
+    jobmanager_pods: dict[str, int] | None = Field(
+        default=None, description="Kubernetes application mode: JobManager pods by name, with their restart counts"
+    )
 
 
 class AppOut(BaseModel):
@@ -118,6 +121,7 @@ class AppOut(BaseModel):
                 config_verified=app.config_verified,
                 config_mismatches=app.config_mismatches or [],
                 last_checkpoint=app.last_checkpoint,
+                jobmanager_pods=app.jobmanager_pods,
             ),
             created_at=app.created_at,
             updated_at=app.updated_at,

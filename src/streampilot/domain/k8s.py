@@ -274,3 +274,31 @@ def merge_rest(operator: FlinkJobState, detail: str, job_id: str | None, rest: R
         f"Flink's REST API reports job {job_id} {state.value} ({rest.tasks_running}/{rest.tasks_total} tasks running); "
         + detail,
     )
+
+
+def jobmanager_pods(pods: dict[str, dict[str, Any]], name: str) -> dict[str, int]:
+    """The JobManager pods of FlinkDeployment ``name``, with the restarts of their containers."""
+    out: dict[str, int] = {}
+    for pod_name, pod in pods.items():
+        if ((pod.get("metadata") or {}).get("labels") or {}).get("app") != name:
+            continue
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        out[pod_name] = sum(int(c.get("restartCount") or 0) for c in statuses)
+    return out
+
+
+def pod_changes(before: dict[str, int] | None, now: dict[str, int]) -> list[str]:
+    """Sentences for the timeline: pods replaced, containers restarted (nothing on first sight)."""
+    if before is None:
+        return []
+    notes: list[str] = []
+    gone = sorted(set(before) - set(now))
+    for pod in sorted(set(now) - set(before)):
+        replacing = f", replacing {', '.join(gone)}" if gone else ""
+        notes.append(f"JobManager pod {pod} started{replacing}")
+    if gone and not set(now) - set(before):
+        notes.append(f"JobManager pod {', '.join(gone)} is gone")
+    for pod in sorted(set(now) & set(before)):
+        if now[pod] > before[pod]:
+            notes.append(f"JobManager pod {pod} restarted ({now[pod]} restarts in all)")
+    return notes

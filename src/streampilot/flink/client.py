@@ -55,6 +55,7 @@ class JobSummary:
     tasks_total: int
     start_time_ms: int
     detail: str = ""  # where the state comes from, when not Flink's REST API (e.g. the Kubernetes operator)
+    pods: dict[str, int] | None = None  # Kubernetes: the JobManager pods' restart counts (None: not known)
 
 
 @dataclass(frozen=True)

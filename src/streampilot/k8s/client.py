@@ -151,12 +151,18 @@ class KubeApi:
             ),
         )
 
+    def _builtin(self, plural: str) -> Any:
+        """The list function of a built-in kind we watch (raw JSON), or None for the operator's resources."""
+        return {"deployments": self.apps.list_namespaced_deployment, "pods": self.core.list_namespaced_pod}.get(plural)
+
     async def list(self, plural: str, namespace: str, label_selector: str | None) -> tuple[list[dict[str, Any]], str]:
-        if plural == "deployments":
+        builtin = self._builtin(plural)
+        if builtin is not None:
             # Raw JSON, not the typed model: only a few fields are read, none are validated here.
+            what = f"list {plural}"
             resp = await self._call(
-                "list deployments",
-                self.apps.list_namespaced_deployment(
+                what,
+                builtin(
                     namespace,
                     label_selector=label_selector or "",
                     _preload_content=False,
@@ -166,12 +172,10 @@ class KubeApi:
             try:
                 async with resp:
                     if not 200 <= resp.status <= 299:
-                        raise _translate(
-                            ApiException(status=resp.status, reason=(await resp.text())[:300]), "list deployments"
-                        )
+                        raise _translate(ApiException(status=resp.status, reason=(await resp.text())[:300]), what)
                     raw: dict[str, Any] = json.loads(await resp.read())
             except (ValueError, *TRANSIENT) as exc:
-                raise KubeUnavailable(f"list deployments: {type(exc).__name__}: {exc}") from None
+                raise KubeUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
             return list(raw.get("items") or []), str((raw.get("metadata") or {}).get("resourceVersion", ""))
         data = await self._call(
             f"list {plural}",
@@ -197,8 +201,9 @@ class KubeApi:
         }
         resp: Any
         try:
-            if plural == "deployments":
-                resp = await self.apps.list_namespaced_deployment(namespace, **options)
+            builtin = self._builtin(plural)
+            if builtin is not None:
+                resp = await builtin(namespace, **options)
             else:
                 resp = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **options)
         except (ApiException, *TRANSIENT) as exc:

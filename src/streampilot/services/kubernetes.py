@@ -28,6 +28,7 @@ from streampilot.domain.k8s import (
     application_deployment,
     flink_job_id,
     job_section,
+    jobmanager_pods,
     merge_rest,
     observed_job_state,
     resource_name,
@@ -107,6 +108,7 @@ class KubernetesClusters:
     apis: dict[int, KubeApi] = field(default_factory=dict)
     caches: dict[int, ResourceCache] = field(default_factory=dict)
     deployment_caches: dict[int, ResourceCache] = field(default_factory=dict)
+    pod_caches: dict[int, ResourceCache] = field(default_factory=dict)
     closed: bool = False
 
     async def api(self, cluster: Cluster) -> KubeApi:
@@ -140,6 +142,10 @@ class KubernetesClusters:
         """The operator's JobManager Deployments (application mode): existence and readiness."""
         return self._watched(self.deployment_caches, cluster, "deployments", "type=flink-native-kubernetes")
 
+    def pods(self, cluster: Cluster) -> ResourceCache:
+        """The JobManager pods (application mode): which pod runs, and how often it restarted."""
+        return self._watched(self.pod_caches, cluster, "pods", "component=jobmanager,type=flink-native-kubernetes")
+
     def remember(self, cluster: Cluster, resource: dict[str, Any]) -> None:
         """Put a resource we just wrote into the cache at once, ahead of its watch event."""
         cache = self.caches.get(cluster.id)
@@ -171,11 +177,13 @@ class KubernetesClusters:
         if isinstance(snapshot, str):
             return snapshot
         deployments: dict[str, dict[str, Any]] | None = None
+        pods: dict[str, dict[str, Any]] | str = "session mode: the JobManager belongs to the session"
         if cluster.kind == KIND_APPLICATION:
             found = self.deployments(cluster).snapshot()
             if isinstance(found, str):
                 return f"JobManager deployments: {found}"
             deployments = found
+            pods = self.pods(cluster).snapshot()  # stale pods say nothing: restart counts are not known
         options = options_of(cluster)
         urls = {name: options.rest_url(name) for name in snapshot}
         answers = await _rest_answers({u for u in urls.values() if u}, client_at)
@@ -200,14 +208,16 @@ class KubernetesClusters:
                 tasks_total=merged.tasks_total,
                 start_time_ms=0,
                 detail=merged.detail,
+                pods=None if isinstance(pods, str) else jobmanager_pods(pods, name),
             )
         return out
 
     async def close(self) -> None:
         self.closed = True
-        for cache in [*self.caches.values(), *self.deployment_caches.values()]:
+        for cache in [*self.caches.values(), *self.deployment_caches.values(), *self.pod_caches.values()]:
             await cache.stop()
         self.deployment_caches.clear()
+        self.pod_caches.clear()
         for api in self.apis.values():
             await api.close()
         self.caches.clear()

@@ -46,6 +46,7 @@ FRESH_JOB_FIELDS: dict[str, Any] = {
     "config_mismatches": None,
     "config_readback": None,
     "last_checkpoint": None,
+    "jobmanager_pods": None,
 }
 
 

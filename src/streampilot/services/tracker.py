@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.apps import AppSpec
+from streampilot.domain.k8s import pod_changes
 from streampilot.domain.states import (
     ACTIVE_STATES,
     AppState,
@@ -54,6 +55,7 @@ class TrackedApp(Protocol):
     unconfirmed_since: datetime | None
     submitted_at: datetime | None
     operation: str | None
+    jobmanager_pods: dict[str, int] | None
 
 
 TRACKED = (
@@ -67,6 +69,7 @@ TRACKED = (
     App.unconfirmed_since,
     App.submitted_at,
     App.operation,
+    App.jobmanager_pods,
 )
 
 
@@ -153,7 +156,20 @@ class Tracker:
                 confirmed.append(app.id)
             if self._changes(app, self._decide(app, obs)):
                 await self.apply(app.id, app.job_id, obs)
+            summary = listing.get(app.job_id) if isinstance(listing, dict) else None
+            if summary is not None and summary.pods is not None and summary.pods != app.jobmanager_pods:
+                await self._pods_seen(app.id, app.job_id, summary.pods, at)
         return confirmed
+
+    async def _pods_seen(self, app_id: int, job_id: str, pods: dict[str, int], at: datetime) -> None:
+        """Kubernetes: remember the JobManager pods; a replaced or restarted pod is told in the timeline."""
+        async with self.ctx.sessions() as s, s.begin():
+            row = await lock_app(s, app_id)
+            if row is None or row.job_id != job_id:
+                return
+            for note in pod_changes(row.jobmanager_pods, pods):
+                await record_event(s, row, row.state, Cause.OBSERVER, note, at=at)
+            row.jobmanager_pods = pods
 
     async def observe_app(self, app_id: int) -> None:
         """Observe one application now (after a user's operation, instead of waiting a tick)."""

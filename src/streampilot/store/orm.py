@@ -108,6 +108,8 @@ class App(Base):
     config_mismatches: Mapped[list[str] | None] = mapped_column(sa.JSON)
     config_readback: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # what Flink reported it runs with
     last_checkpoint: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    # Kubernetes application mode: the JobManager pods seen last, by name, with their restart counts.
+    jobmanager_pods: Mapped[dict[str, int] | None] = mapped_column(sa.JSON)
     policy_state: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     operation: Mapped[str | None] = mapped_column(sa.String(20))
     operation_since: Mapped[datetime | None] = mapped_column(UTCDateTime())

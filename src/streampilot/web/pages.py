@@ -298,16 +298,26 @@ async def save_app(request: Request, app_id: int) -> Response:
 async def _live(p: Platform, app: App, cluster: Cluster) -> dict[str, Any]:
     """Checkpoint history and exceptions straight from Flink; a slow cluster never blocks the page."""
     if not app.job_id:
-        return {"history": [], "exceptions": [], "live_error": None}
-    client = p.ctx.client(cluster)
+        return {"history": [], "exceptions": [], "live_error": None, "flink_ui": cluster.rest_url}
+    rest = p.ctx.job_rest(cluster, app.job_id)
+    if rest is None:
+        why = "Flink's REST API is not reachable for this app: set the cluster's options.rest_url_template"
+        return {"history": [], "exceptions": [], "live_error": why, "flink_ui": None}
+    client, job_id = rest
+    ui = f"{client.base_url}/#/job/running/{job_id}/overview"
     try:
         stats, exceptions = await asyncio.wait_for(
-            asyncio.gather(client.checkpoints(app.job_id), client.exceptions(app.job_id)), timeout=2
+            asyncio.gather(client.checkpoints(job_id), client.exceptions(job_id)), timeout=2
         )
     except (FlinkError, TimeoutError) as exc:
-        return {"history": [], "exceptions": [], "live_error": f"Flink did not answer: {exc or 'timeout'}"}
+        return {
+            "history": [],
+            "exceptions": [],
+            "live_error": f"Flink did not answer: {exc or 'timeout'}",
+            "flink_ui": ui,
+        }
     history = [c.__dict__ for c in stats.history]
-    return {"history": history, "exceptions": exceptions[:10], "live_error": None, "stats": stats}
+    return {"history": history, "exceptions": exceptions[:10], "live_error": None, "stats": stats, "flink_ui": ui}
 
 
 @router.get("/apps/{app_id}")
@@ -338,7 +348,6 @@ async def app_page(request: Request, app_id: int) -> HTMLResponse:
         b=b,
         launch=app.launch_config or {},
         chart=views.checkpoint_chart,
-        flink_ui=f"{cluster.rest_url}/#/job/running/{app.job_id}/overview" if app.job_id else cluster.rest_url,
         active=AppState(app.state) in ACTIVE_STATES,
         **await _live(p, app, cluster),
     )
