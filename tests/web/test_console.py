@@ -15,6 +15,7 @@ from streampilot.api.app import create_app
 from streampilot.flink.local import free_port
 from streampilot.services.platform import Platform
 from tests.helpers import DATAGEN_SQL
+from tests.k8s_emulator import KubeEmulator
 
 pytestmark = [pytest.mark.flink, pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -159,3 +160,37 @@ async def test_bad_value_shows_the_field_error_and_keeps_the_form(server: str, b
     await expect(page.locator(".field-error[data-field=sql]")).to_contain_text("line 3")
     await page.goto(f"{server}/apps")
     await expect(page.locator("tr[data-app='keep-me']")).to_have_count(0)
+
+
+async def test_add_a_kubernetes_cluster_from_the_console(
+    server: str, browser: Browser, token: str, tmp_path: Path
+) -> None:
+    kube = await KubeEmulator(namespaces=("default", "flink")).start()  # the emulator: no real API server here
+    try:
+        kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig")
+        page = await browser.new_page(viewport={"width": 1300, "height": 900})
+        await login(page, server, token)
+        await page.goto(f"{server}/clusters")
+        await page.fill("#add-cluster input[name=name]", "on-k8s")
+        await page.select_option("#add-cluster select[name=kind]", "kubernetes-application")
+        options = f"kubeconfig: {kubeconfig}\nnamespace: nowhere\nimage: registry.example.org/jobs:1.0\n"
+        await page.fill("#add-cluster textarea[name=options]", options)
+        await page.click("#add-cluster button.primary")
+        await expect(page.locator(".field-error[data-field='options.namespace']")).to_contain_text("does not exist")
+        await expect(page.locator("#add-cluster textarea[name=options]")).to_have_value(options)  # nothing lost
+        await expect(page.locator("#add-cluster select[name=kind]")).to_have_value("kubernetes-application")
+
+        await page.fill("#add-cluster textarea[name=options]", "namespace: [unclosed")
+        await page.click("#add-cluster button.primary")
+        await expect(page.locator(".field-error[data-field=options]")).to_contain_text("not valid YAML")
+
+        await page.fill("#add-cluster textarea[name=options]", options.replace("nowhere", "flink"))
+        await page.click("#add-cluster button.primary")
+        await expect(page.locator(".banner.notice")).to_contain_text("Cluster added")
+        row = page.locator("tr", has_text="on-k8s")
+        await expect(row).to_contain_text("kubernetes-application")
+        await expect(row).to_contain_text("namespace flink · 0 resources")
+        await expect(row.locator(".ok-mark")).to_have_text("yes")  # its watch is in step with the API server
+        await shot(page, "clusters-kubernetes")
+    finally:
+        await kube.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import yaml
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -16,6 +17,7 @@ from starlette.datastructures import FormData, UploadFile
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.channels import ChannelKind
 from streampilot.domain.errors import SpecError
+from streampilot.domain.k8s import K8S_KINDS
 from streampilot.domain.states import ACTIVE_STATES, AppState
 from streampilot.flink.client import FlinkError
 from streampilot.services.apps import spec_from
@@ -421,30 +423,44 @@ async def delete(request: Request, app_id: int) -> Response:
 # ---- clusters, homes, channels ----------------------------------------------------------------
 @router.get("/clusters")
 async def clusters_page(request: Request) -> HTMLResponse:
+    return await _clusters(request)
+
+
+async def _clusters(request: Request, status: int = 200, **form: Any) -> HTMLResponse:
     p = platform(request)
     clusters = await p.clusters.list_clusters()
     runtime = await asyncio.gather(*(p.clusters.status(c) for c in clusters))
     return render(
         request,
         "clusters.html",
+        status=status,
         clusters=list(zip(clusters, runtime, strict=True)),
         homes=await p.clusters.list_homes(),
+        **form,
     )
 
 
 @router.post("/clusters")
 async def add_cluster(request: Request) -> Response:
-    form = await request.form()
+    values = {k: str(v) for k, v in (await request.form()).items() if isinstance(v, str)}
+    kind = values.get("kind", "")
     try:
+        options = yaml.safe_load(values.get("options") or "") if kind in K8S_KINDS else None
+        if options is not None and not isinstance(options, dict):
+            raise SpecError.one("options", "write the options as YAML keys and values, e.g. 'namespace: flink'")
         await platform(request).clusters.add(
-            str(form.get("name", "")).strip(),
-            str(form.get("kind", "")),
-            rest_url=str(form.get("rest_url") or "") or None,
+            values.get("name", "").strip(),
+            kind,
+            rest_url=values.get("rest_url") or None,
+            options_raw=options,
         )
+    except yaml.YAMLError as exc:
+        return await _clusters(request, 422, values=values, errors={"options": f"not valid YAML: {exc}"})
     except SpecError as exc:
-        return back("/clusters", error="; ".join(f"{k}: {v}" for k, v in problems_of(exc).items()))
+        # The form again as it was filled, each problem beside its field: nothing typed is lost.
+        return await _clusters(request, 422, values=values, errors=problems_of(exc))
     except ServiceError as exc:
-        return back("/clusters", error=str(exc))
+        return await _clusters(request, exc.status, values=values, error=str(exc))
     return back("/clusters", notice="Cluster added.")
 
 
