@@ -43,8 +43,15 @@ def _status(code: int, reason: str, message: str) -> JSONResponse:
 
 
 class KubeEmulator:
-    def __init__(self, namespaces: tuple[str, ...] = ("default", "flink")) -> None:
+    def __init__(
+        self,
+        namespaces: tuple[str, ...] = ("default", "flink"),
+        tls: tuple[Path, Path] | None = None,
+        token: str | None = None,
+    ) -> None:
         self.namespaces = set(namespaces)
+        self.tls = tls  # (certificate, key): serve HTTPS, as a real API server does
+        self.token = token  # when set, a request without "Bearer <token>" gets 401
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.rv = 100
         self.events: list[tuple[int, str, str, str, dict[str, Any]]] = []
@@ -61,7 +68,7 @@ class KubeEmulator:
     # ---- test driver ---------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def kubeconfig(self, path: Path) -> Path:
         path.write_text(
@@ -80,7 +87,15 @@ class KubeEmulator:
 
     async def start(self) -> KubeEmulator:
         self._server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
+            uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                timeout_graceful_shutdown=1,
+                ssl_certfile=str(self.tls[0]) if self.tls else None,
+                ssl_keyfile=str(self.tls[1]) if self.tls else None,
+            )
         )
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -122,6 +137,15 @@ class KubeEmulator:
     async def remove(self, plural: str, ns: str, name: str) -> None:
         obj = self.objects.pop((plural, ns, name))
         await self._record("DELETED", plural, ns, obj)
+        # Garbage collection: what the removed object owned goes with it.
+        uid = obj["metadata"].get("uid")
+        owned = [
+            key
+            for key, o in self.objects.items()
+            if uid and any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])
+        ]
+        for key in owned:
+            await self.remove(*key)
 
     def compact(self) -> None:
         """Forget history: a watch from an older resourceVersion now gets 410 Gone."""
@@ -140,6 +164,8 @@ class KubeEmulator:
         @app.middleware("http")
         async def faults(request: Request, call_next: Any) -> Response:
             self.requests.append(f"{request.method} {request.url.path}?{request.url.query}")
+            if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+                return _status(401, "Unauthorized", "Unauthorized")
             if self.fault == "500":
                 return _status(500, "InternalError", "injected fault")
             if self.fault == "hang":
@@ -156,9 +182,32 @@ class KubeEmulator:
 
         base = "/apis/{group}/{version}/namespaces/{ns}/{plural}"
 
+        # The core group (pods, configmaps): the same handlers as the named groups below.
         @app.get("/api/v1/namespaces/{ns}/{plural}")
         async def list_or_watch_core(ns: str, plural: str, request: Request) -> Response:
-            return await list_or_watch("", "v1", ns, plural, request)  # pods: the core group
+            return await list_or_watch("", "v1", ns, plural, request)
+
+        @app.post("/api/v1/namespaces/{ns}/{plural}")
+        async def create_core(ns: str, plural: str, request: Request) -> Response:
+            return await create("", "v1", ns, plural, request)
+
+        @app.get("/api/v1/namespaces/{ns}/{plural}/{name}")
+        async def read_core(ns: str, plural: str, name: str) -> Response:
+            return await read("", "v1", ns, plural, name)
+
+        @app.put("/api/v1/namespaces/{ns}/{plural}/{name}")
+        async def replace_core(ns: str, plural: str, name: str, request: Request) -> Response:
+            if (plural, ns, name) not in self.objects:
+                return _status(404, "NotFound", f'{plural} "{name}" not found')
+            obj = await request.json()
+            obj["metadata"].update(namespace=ns, uid=self.objects[(plural, ns, name)]["metadata"].get("uid"))
+            self.objects[(plural, ns, name)] = obj
+            await self._record("MODIFIED", plural, ns, obj)
+            return JSONResponse(obj)
+
+        @app.delete("/api/v1/namespaces/{ns}/{plural}/{name}")
+        async def delete_core(ns: str, plural: str, name: str) -> Response:
+            return await delete("", "v1", ns, plural, name)
 
         @app.get(base)
         async def list_or_watch(group: str, version: str, ns: str, plural: str, request: Request) -> Response:

@@ -359,3 +359,31 @@ def flink_home_list() -> None:
     for h in Api().call("GET", "/flink-homes"):
         table.add_row(str(h["id"]), h["name"], h["version"], h["path"], "yes" if h["bundled"] else "")
     console.print(table)
+
+
+@main.command("sql-runner-jar")
+@click.argument("output", type=click.Path(dir_okay=False, writable=True))
+@click.option("--flink-home", default=None, help="Flink distribution to compile against (default: the bundled one).")
+def sql_runner_jar(output: str, flink_home: str | None) -> None:
+    """Build streampilot's SQL runner jar, for Kubernetes images (the cluster's options.sql_runner_uri).
+
+    SQL apps on Kubernetes run this jar inside the image: copy it to /opt/flink/usrlib/ in your
+    Dockerfile, next to nothing else (the statements arrive as the job's arguments).
+    """
+    import asyncio
+    import shutil
+
+    from streampilot.flink.homes import NotAFlinkHome, bundled_home_path, inspect_home
+    from streampilot.flink.launch import LaunchError, RunnerBuilder
+
+    path = Path(flink_home).expanduser() if flink_home else bundled_home_path()
+    if path is None:
+        fail("no Flink home: install apache-flink (make run does) or pass --flink-home /path/to/flink")
+    try:
+        home = inspect_home(path)
+        settings = Settings.from_env()
+        jar = asyncio.run(RunnerBuilder(settings.home / "runners").sql_runner(home))
+        shutil.copyfile(jar, output)
+    except (NotAFlinkHome, LaunchError, SettingsError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"SQL runner for Flink {home.version} written to {output}")

@@ -6,9 +6,16 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from streampilot.domain.k8s import K8sOptions, RestJob, jobmanager_pods, merge_rest, observed_job_state, pod_changes
+from streampilot.domain.k8s import (
+    K8sOptions,
+    RestJob,
+    jobmanager_pods,
+    merge_jobmanager,
+    merge_rest,
+    observed_job_state,
+    pod_changes,
+)
 from streampilot.domain.states import FlinkJobState
-from streampilot.services.kubernetes import merge_jobmanager
 
 RUNNING = FlinkJobState.RUNNING
 

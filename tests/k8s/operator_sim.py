@@ -40,11 +40,13 @@ class OperatorSimulator:
         deploy_delay_s: float = 0.3,
         flink: FlinkClient | None = None,
         jars: dict[str, Path] | None = None,
+        mount_root: Path | None = None,
     ) -> None:
         self.kube = kube
         self.deploy_delay_s = deploy_delay_s
         self.flink = flink
         self.jars = jars or {}
+        self.mount_root = mount_root or Path("/nonexistent")  # where mounted ConfigMaps are written
         self.flink_jobs: dict[tuple[str, str, str], str] = {}  # resource -> job running on the real cluster
         self._uploaded: dict[str, str] = {}
         self.paused = False
@@ -63,9 +65,36 @@ class OperatorSimulator:
         for key in list(self.flink_jobs):
             await self._cancel_real(key)
 
+    async def _mounted(self, ns: str, pod_template: dict[str, Any] | None, path: str) -> str:
+        """What a pod would read at ``path`` from a mounted ConfigMap (as the kubelet mounts it: it waits
+        for the ConfigMap to exist); written to a local file the real JobManager can read."""
+        spec = (pod_template or {}).get("spec") or {}
+        mounts = [m for c in spec.get("containers") or [] for m in c.get("volumeMounts") or []]
+        for volume in spec.get("volumes") or []:
+            mount = next((m for m in mounts if m["name"] == volume["name"]), None)
+            if mount is None or "configMap" not in volume or not path.startswith(mount["mountPath"] + "/"):
+                continue
+            key = ("configmaps", ns, volume["configMap"]["name"])
+            for _ in range(100):
+                if key in self.kube.objects:
+                    break
+                await asyncio.sleep(0.1)
+            data = self.kube.objects[key]["data"][path.removeprefix(mount["mountPath"] + "/")]
+            local = self.mount_root / key[2] / path.removeprefix("/")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_text(data)
+            return str(local)
+        return path
+
     async def _run_real(self, key: tuple[str, str, str], job: dict[str, Any], config: dict[str, str]) -> str:
         """Run the resource's job on the real Flink cluster; returns its job id."""
         assert self.flink is not None
+        pod_template = (self.kube.objects[key].get("spec") or {}).get("podTemplate")
+        args = list(job.get("args") or [])
+        if "-py" in args:
+            i = args.index("-py") + 1
+            args[i] = await self._mounted(key[1], pod_template, args[i])
+        job = {**job, "args": args}
         uri = job["jarURI"]
         if uri not in self._uploaded:
             self._uploaded[uri] = await self.flink.upload_jar(self.jars[uri], "image-job.jar")
@@ -99,7 +128,7 @@ class OperatorSimulator:
 
     async def _reconcile(self, key: tuple[str, str, str], obj: dict[str, Any]) -> None:
         plural, ns, name = key
-        if plural in ("deployments", "pods"):
+        if plural in ("deployments", "pods", "configmaps"):
             return  # the JobManager's Deployment and pods: written by this stand-in, not reconciled
         spec_job = (obj.get("spec") or {}).get("job") or {}
         status = obj.get("status") or {}

@@ -5,6 +5,9 @@ job on the real shared Flink cluster, and the cluster's URL template points at t
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,24 +15,30 @@ import httpx
 import pytest
 
 from streampilot.flink.client import FlinkClient
+from streampilot.flink.homes import inspect_home
 from streampilot.flink.local import LocalCluster
 from streampilot.services.platform import Platform
 from tests.faultproxy import FaultProxy
-from tests.helpers import events, wait_app, wait_state
+from tests.helpers import DATAGEN_SQL, events, wait_app, wait_state
 from tests.k8s.conftest import add_cluster, jar_app, tiny_jar
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
 
 pytestmark = [pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 IMAGE_JAR = "local:///opt/flink/usrlib/job.jar"
+SQL_RUNNER = "local:///opt/flink/usrlib/streampilot-sql-runner.jar"
+PYTHON_JAR = "local:///opt/flink/opt/flink-python-2.3.0.jar"
 
 
 @pytest.fixture
 async def real_operator(
-    kube: KubeEmulator, flink_cluster: LocalCluster, jobs_jar: Path
+    kube: KubeEmulator, flink_cluster: LocalCluster, jobs_jar: Path, tmp_path: Path
 ) -> AsyncIterator[OperatorSimulator]:
     client = FlinkClient(flink_cluster.layout.rest_url, timeout_s=10, submit_timeout_s=60)
-    sim = OperatorSimulator(kube, flink=client, jars={IMAGE_JAR: jobs_jar}).start()
+    home = inspect_home(flink_cluster.layout.home.path)
+    assert home.python_jar is not None
+    jars = {IMAGE_JAR: jobs_jar, PYTHON_JAR: home.python_jar}
+    sim = OperatorSimulator(kube, flink=client, jars=jars, mount_root=tmp_path / "mounts").start()
     yield sim
     await sim.stop()
     await client.close()
@@ -127,3 +136,103 @@ async def test_rest_url_template_is_checked(api: httpx.AsyncClient, kube: KubeEm
         assert resp.status_code == 422, resp.text
         problem = resp.json()["detail"][0]
         assert problem["field"] == "options.rest_url_template" and words in problem["message"]
+
+
+async def test_sql_app_runs_on_kubernetes_with_the_runner_jar_from_the_cli(
+    api: httpx.AsyncClient,
+    kube: KubeEmulator,
+    real_operator: OperatorSimulator,
+    flink_cluster: LocalCluster,
+    platform: Platform,
+    tmp_path: Path,
+) -> None:
+    # The jar a user bakes into the image: built by `streampilot sql-runner-jar`.
+    runner = tmp_path / "image" / "streampilot-sql-runner.jar"
+    runner.parent.mkdir()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streampilot",
+        "sql-runner-jar",
+        str(runner),
+        env={**os.environ, "STREAMPILOT_HOME": str(tmp_path / "cli-home")},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0, out.decode()
+    assert b"SQL runner for Flink 2.3.0 written to" in out
+    real_operator.jars[SQL_RUNNER] = runner
+
+    cluster = await add_cluster(api, kube, tmp_path, rest_url_template=flink_cluster.layout.rest_url)
+    platform.start_loops()
+    resp = await api.post(
+        "/api/v1/apps",
+        json={
+            "name": "sql-on-k8s",
+            "kind": "sql",
+            "cluster_id": cluster,
+            "sql": DATAGEN_SQL,
+            "checkpointing": {"interval_s": 2},
+            "restart_strategy": {"type": "fixed-delay", "attempts": 4, "delay_s": 1},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    app = await wait_state(api, app_id, "RUNNING")
+    job = kube.get("flinkdeployments", "flink", app["status"]["job_id"])["spec"]["job"]  # type: ignore[index]
+    assert job["jarURI"] == SQL_RUNNER and job["entryClass"] == "io.streampilot.StreampilotSqlRunner"
+    statements = [base64.b64decode(a).decode() for a in job["args"]]
+    assert statements[-1].startswith("dml:INSERT INTO snk")
+    app = await wait_app(api, app_id, lambda a: a["status"]["config_verified"] is not None, what="readback")
+    assert app["status"]["config_verified"] is True, app["status"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+
+
+async def test_pyflink_app_runs_on_kubernetes_with_its_script_in_a_config_map(
+    api: httpx.AsyncClient,
+    kube: KubeEmulator,
+    real_operator: OperatorSimulator,
+    flink_cluster: LocalCluster,
+    platform: Platform,
+    tmp_path: Path,
+) -> None:
+    script = (Path(__file__).parents[1] / "e2e" / "jobs" / "tiny_pyflink.py").read_text()
+    # The image's Python (here: ours, which has apache-flink) runs the script.
+    cluster = await add_cluster(
+        api, kube, tmp_path, rest_url_template=flink_cluster.layout.rest_url, python_executable=sys.executable
+    )
+    platform.start_loops()
+    resp = await api.post(
+        "/api/v1/apps",
+        json={"name": "py-on-k8s", "kind": "python", "cluster_id": cluster, "python": script, "parallelism": 1},
+    )
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    app = await wait_state(api, app_id, "RUNNING", timeout=120)
+    name = app["status"]["job_id"]
+    deployment = kube.get("flinkdeployments", "flink", name)
+    assert deployment is not None
+    job = deployment["spec"]["job"]
+    assert job["jarURI"] == PYTHON_JAR and job["args"][:2] == ["-py", "/opt/streampilot/app/main.py"]
+    assert deployment["spec"]["flinkConfiguration"]["python.executable"] == sys.executable
+    config_map = kube.get("configmaps", "flink", f"{name}-script")
+    assert config_map is not None and config_map["data"]["main.py"] == script
+    owner = config_map["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "FlinkDeployment" and owner["uid"] == deployment["metadata"]["uid"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    await kube.remove("flinkdeployments", "flink", name)
+    assert kube.get("configmaps", "flink", f"{name}-script") is None  # garbage-collected with its owner
+
+
+async def test_pyflink_needs_application_mode(api: httpx.AsyncClient, kube: KubeEmulator, tmp_path: Path) -> None:
+    cluster = await add_cluster(api, kube, tmp_path, kind="kubernetes-session", session_name="shared")
+    resp = await api.post(
+        "/api/v1/apps",
+        json={"name": "py", "kind": "python", "cluster_id": cluster, "python": "print('hi')\n"},
+    )
+    assert resp.status_code == 422, resp.text
+    problem = resp.json()["detail"][0]
+    assert problem["field"] == "kind" and "kubernetes-application" in problem["message"]

@@ -4,6 +4,7 @@ API errors make the cache stale (Unknown), never empty."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from streampilot.domain.k8s import DEPLOYMENTS
-from streampilot.k8s.client import KubeApi, KubeConfigError
+from streampilot.k8s.client import KubeApi, KubeConfigError, KubeRejected
 from streampilot.k8s.watch import ResourceCache
 from tests.k8s_emulator import KubeEmulator
 
@@ -82,3 +83,48 @@ async def test_connection_settings_are_checked(kube: KubeEmulator, tmp_path: Pat
     api = await KubeApi.connect(str(kube.kubeconfig(tmp_path / "ok")))
     assert await api.namespace_exists("flink") and not await api.namespace_exists("nope")
     await api.close()
+
+
+@pytest.fixture
+def service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A pod's view of its service account: token and CA files, and the API server's address in env."""
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    key, cert = tmp_path / "key.pem", account / "ca.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (account / "token").write_text("pod-token")
+    monkeypatch.setenv("STREAMPILOT_K8S_SERVICE_ACCOUNT_DIR", str(account))
+    return cert, key
+
+
+async def test_in_cluster_service_account_connects_over_tls_with_its_token(
+    service_account: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(KubeConfigError, match="no in-cluster service account usable"):
+        await KubeApi.connect(None)  # not in a pod: a clear error, not a crash
+
+    kube = await KubeEmulator(namespaces=("flink",), tls=service_account, token="pod-token").start()
+    try:
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.port))
+        api = await KubeApi.connect(None)
+        try:
+            assert await api.namespace_exists("flink")  # HTTPS checked against the pod's CA, token sent
+            assert not await api.namespace_exists("nowhere")
+        finally:
+            await api.close()
+        (service_account[0].parent / "token").write_text("rotated-elsewhere")
+        api = await KubeApi.connect(None)
+        try:
+            with pytest.raises(KubeRejected, match="401"):
+                await api.namespace_exists("flink")  # a wrong token is refused, never read as "absent"
+        finally:
+            await api.close()
+    finally:
+        await kube.stop()

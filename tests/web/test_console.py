@@ -75,6 +75,8 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     await login(page, server, token)
 
     await page.click("text=New application")
+    await page.wait_for_url(f"{server}/apps/new")
+    await page.wait_for_selector(".CodeMirror")  # the editor is built once its script has loaded
     await page.fill("input[name=name]", "console-app")
     await page.evaluate("sql => document.querySelector('.CodeMirror').CodeMirror.setValue(sql)", DATAGEN_SQL)
     await page.fill("input[name='checkpointing.interval_s']", "1")
@@ -135,6 +137,7 @@ async def test_bad_value_shows_the_field_error_and_keeps_the_form(server: str, b
     page = await browser.new_page(viewport={"width": 1300, "height": 900})
     await login(page, server, token)
     await page.goto(f"{server}/apps/new")
+    await page.wait_for_selector(".CodeMirror")
     await page.fill("input[name=name]", "keep-me")
     await page.evaluate("sql => document.querySelector('.CodeMirror').CodeMirror.setValue(sql)", DATAGEN_SQL)
     await page.fill("input[name=parallelism]", "-3")

@@ -3,6 +3,7 @@ application's launch configuration, and what a resource's status says about its 
 
 from __future__ import annotations
 
+import copy
 import re
 import string
 from dataclasses import dataclass
@@ -102,6 +103,15 @@ class K8sOptions(BaseModel):
     jar_uri: str = Field(
         default="local:///opt/flink/usrlib/job.jar", description="Where the application's jar is inside the image"
     )
+    sql_runner_uri: str = Field(
+        default="local:///opt/flink/usrlib/streampilot-sql-runner.jar",
+        description="Where streampilot's SQL runner jar is inside the image (`streampilot sql-runner-jar`)",
+    )
+    python_jar_uri: str = Field(
+        default="local:///opt/flink/opt/flink-python-2.3.0.jar",
+        description="Flink's flink-python jar inside the image (PyFlink apps, application mode)",
+    )
+    python_executable: str = Field(default="python3", description="The image's Python with apache-flink installed")
     rest_url_template: Annotated[str, AfterValidator(_rest_template)] | None = Field(
         default=None,
         description="Flink's REST API of a FlinkDeployment, e.g. http://{name}-rest.{namespace}:8081 or an "
@@ -302,3 +312,47 @@ def pod_changes(before: dict[str, int] | None, now: dict[str, int]) -> list[str]
         if now[pod] > before[pod]:
             notes.append(f"JobManager pod {pod} restarted ({now[pod]} restarts in all)")
     return notes
+
+
+MAIN_CONTAINER = "flink-main-container"  # the operator merges pod templates into this container by name
+SCRIPT_DIR = "/opt/streampilot/app"
+SCRIPT_VOLUME = "streampilot-app"
+
+
+def script_config_map(name: str, namespace: str, script: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The ConfigMap that carries a PyFlink app's script into its pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{name}-script", "namespace": namespace, "labels": labels},
+        "data": {"main.py": script},
+    }
+
+
+def with_script_volume(pod_template: dict[str, Any] | None, config_map: str) -> dict[str, Any]:
+    """The user's pod template plus the script's ConfigMap, mounted at SCRIPT_DIR in the main container."""
+    template: dict[str, Any] = copy.deepcopy(pod_template) if pod_template else {}
+    template.setdefault("apiVersion", "v1")
+    template.setdefault("kind", "Pod")
+    spec = template.setdefault("spec", {})
+    volumes = [v for v in spec.get("volumes") or [] if v.get("name") != SCRIPT_VOLUME]
+    spec["volumes"] = [*volumes, {"name": SCRIPT_VOLUME, "configMap": {"name": config_map}}]
+    containers = spec.setdefault("containers", [])
+    main = next((c for c in containers if c.get("name") == MAIN_CONTAINER), None)
+    if main is None:
+        main = {"name": MAIN_CONTAINER}
+        containers.append(main)
+    mounts = [m for m in main.get("volumeMounts") or [] if m.get("name") != SCRIPT_VOLUME]
+    main["volumeMounts"] = [*mounts, {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_DIR, "readOnly": True}]
+    return template
+
+
+def merge_jobmanager(state: FlinkJobState, detail: str, deployment: dict[str, Any] | None) -> tuple[FlinkJobState, str]:
+    """A job the operator calls RUNNING whose JobManager Deployment is missing or not ready is restarting."""
+    if deployment is None:
+        return FlinkJobState.RESTARTING, f"{detail}; its JobManager Deployment is missing (being recreated)"
+    wanted = int((deployment.get("spec") or {}).get("replicas") or 1)
+    ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+    if ready < wanted:
+        return FlinkJobState.RESTARTING, f"{detail}; JobManager not ready ({ready}/{wanted} pods ready)"
+    return state, detail

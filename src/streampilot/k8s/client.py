@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,14 @@ import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
+from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
 from streampilot.domain.k8s import GROUP, VERSION
+
+
+def service_account_dir() -> Path:
+    """Where a pod's service account token and CA live (STREAMPILOT_K8S_SERVICE_ACCOUNT_DIR overrides)."""
+    return Path(os.environ.get("STREAMPILOT_K8S_SERVICE_ACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount"))
 
 
 class KubeError(Exception):
@@ -91,7 +98,17 @@ class KubeApi:
                     config_file=str(path), context=context, client_configuration=configuration
                 )
             else:
-                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                account = service_account_dir()
+                loader = InClusterConfigLoader(
+                    token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
+                )
+                try:
+                    await asyncio.to_thread(loader.load_and_set, configuration)  # reads the token file
+                except ConfigException as exc:
+                    raise KubeConfigError(
+                        f"no kubeconfig given and no in-cluster service account usable ({exc}); "
+                        "set options.kubeconfig, or run streampilot in a pod with a service account"
+                    ) from None
         except ConfigException as exc:
             raise KubeConfigError(f"cannot use the Kubernetes connection settings: {exc}") from None
         except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
@@ -154,6 +171,23 @@ class KubeApi:
     def _builtin(self, plural: str) -> Any:
         """The list function of a built-in kind we watch (raw JSON), or None for the operator's resources."""
         return {"deployments": self.apps.list_namespaced_deployment, "pods": self.core.list_namespaced_pod}.get(plural)
+
+    async def apply_config_map(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create the ConfigMap, or replace it if it exists."""
+        name = body["metadata"]["name"]
+        raw: Any = body  # the library serialises plain dicts as they are
+        try:
+            await self._call(
+                f"create configmap {name}",
+                self.core.create_namespaced_config_map(namespace, raw, _request_timeout=self._timeout),
+            )
+        except KubeRejected as exc:
+            if exc.status != 409:
+                raise
+            await self._call(
+                f"replace configmap {name}",
+                self.core.replace_namespaced_config_map(name, namespace, raw, _request_timeout=self._timeout),
+            )
 
     async def list(self, plural: str, namespace: str, label_selector: str | None) -> tuple[list[dict[str, Any]], str]:
         builtin = self._builtin(plural)

@@ -18,7 +18,8 @@ from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound
 from streampilot.services.jars import JarService
-from streampilot.services.kubernetes import is_kubernetes, options_of, spec_problems
+from streampilot.services.k8s_clusters import is_kubernetes, options_of
+from streampilot.services.kubernetes import spec_problems
 from streampilot.services.statewriter import record_event
 from streampilot.services.submissions import (
     SubmissionBuilder,
@@ -115,7 +116,7 @@ class AppService:
         except SpecError as exc:
             problems.extend(exc.problems)
         if cluster is not None and is_kubernetes(cluster):
-            problems.extend(spec_problems(spec, options_of(cluster)))
+            problems.extend(spec_problems(spec, cluster.kind, options_of(cluster)))
         if spec.kind == AppKind.JAR and spec.jar_id is not None:
             try:
                 await check_jar_entry(await JarService(self.ctx).get(spec.jar_id), spec.entry_class)

@@ -17,7 +17,7 @@ from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, 
 from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
-from streampilot.services.kubernetes import check_connection, parse_options
+from streampilot.services.k8s_clusters import check_connection, parse_options
 from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome
 
 LOCAL = "local"

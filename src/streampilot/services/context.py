@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
-from streampilot.services.kubernetes import KubernetesClusters, is_kubernetes
+from streampilot.services.k8s_clusters import KubernetesClusters, is_kubernetes
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
 

@@ -30,7 +30,8 @@ from streampilot.services.apps import AppService
 from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
-from streampilot.services.kubernetes import KubernetesTarget, is_kubernetes
+from streampilot.services.k8s_clusters import is_kubernetes
+from streampilot.services.kubernetes import KubernetesTarget
 from streampilot.services.statewriter import lock_app, record_event, set_app_state
 from streampilot.services.submissions import SubmissionBuilder, explain_rejection, launch_config
 from streampilot.store.orm import App, Cluster, Snapshot, utcnow

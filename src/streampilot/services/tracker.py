@@ -34,7 +34,7 @@ from streampilot.domain.verify import compare
 from streampilot.flink.client import CheckpointStats, FlinkError, JobSummary
 from streampilot.services.alerting import alert_for_transition, raise_alert
 from streampilot.services.context import Context
-from streampilot.services.kubernetes import is_kubernetes
+from streampilot.services.k8s_clusters import is_kubernetes
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
 
