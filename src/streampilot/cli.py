@@ -331,6 +331,33 @@ def cluster_add(name: str, kind: str, rest_url: str | None, slots: int | None, o
     console.print(f"added cluster [bold]{c['name']}[/bold] (id {c['id']}, {c['kind']}, Flink {c['flink_version']})")
 
 
+@cluster.command("start")
+@click.argument("ref")
+def cluster_start(ref: str) -> None:
+    """Start a local cluster, or create a kubernetes-session cluster's session deployment."""
+    api = Api()
+    c = api.call("POST", f"/clusters/{_cluster_ref(api, ref)}/start")
+    console.print(f"cluster {c['name']} started")
+
+
+@cluster.command("stop")
+@click.argument("ref")
+def cluster_stop(ref: str) -> None:
+    """Stop a local cluster, or delete the session deployment streampilot created."""
+    api = Api()
+    c = api.call("POST", f"/clusters/{_cluster_ref(api, ref)}/stop")
+    console.print(f"cluster {c['name']} stopped")
+
+
+def _cluster_ref(api: Api, ref: str) -> int:
+    if ref.isdigit():
+        return int(ref)
+    for c in api.call("GET", "/clusters"):
+        if c["name"] == ref:
+            return int(c["id"])
+    fail(f"no cluster named {ref!r}; see 'streampilot cluster list'")
+
+
 @cluster.command("list")
 def cluster_list() -> None:
     """List clusters."""

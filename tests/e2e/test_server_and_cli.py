@@ -88,6 +88,8 @@ def test_server_with_local_cluster_example_and_cli(tmp_path: Path) -> None:
         assert again.returncode != 0 and "already exists" in again.stderr and "Traceback" not in again.stderr
         missing = cli(env, "app", "start", "no-such-app", ok=False)
         assert missing.returncode != 0 and "no application named" in missing.stderr
+        no_cluster = cli(env, "cluster", "stop", "no-such-cluster", ok=False)
+        assert no_cluster.returncode != 0 and "no cluster named" in no_cluster.stderr
         bad = tmp_path / "bad.yaml"
         bad.write_text("name: [unclosed\n")
         broken = cli(env, "app", "create", "-f", str(bad), ok=False)

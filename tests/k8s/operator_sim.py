@@ -133,6 +133,16 @@ class OperatorSimulator:
         spec_job = (obj.get("spec") or {}).get("job") or {}
         status = obj.get("status") or {}
         generation = int(obj["metadata"].get("generation", 1))
+        if plural == "flinkdeployments" and "job" not in (obj.get("spec") or {}):
+            if status.get("observedGeneration") != generation:  # a session cluster: JobManager only
+                await self.kube.set_status(
+                    plural, ns, name, {"observedGeneration": generation, "jobManagerDeploymentStatus": "DEPLOYING"}
+                )
+                await asyncio.sleep(self.deploy_delay_s)
+                await self.kube.set_status(
+                    plural, ns, name, {"lifecycleState": "STABLE", "jobManagerDeploymentStatus": "READY"}
+                )
+            return
         job_status = status.get("jobStatus") or {}
         last = (job_status.get("savepointInfo") or {}).get("lastSavepoint") or {}
         nonce = spec_job.get("savepointTriggerNonce")

@@ -13,7 +13,7 @@ import pytest
 from streampilot.domain.k8s import DEPLOYMENTS
 from streampilot.services.platform import Platform
 from tests.helpers import events, wait_app, wait_state
-from tests.k8s.conftest import NS, jar_app, jobmanager
+from tests.k8s.conftest import NS, add_cluster, jar_app, jobmanager
 from tests.k8s.operator_sim import OperatorSimulator, jobmanager_pod
 from tests.k8s_emulator import KubeEmulator
 
@@ -168,3 +168,48 @@ async def test_session_cluster_runs_apps_as_session_jobs(
     assert job is not None and job["spec"]["deploymentName"] == "shared-session"
     assert kube.get(DEPLOYMENTS, NS, name) is None  # no cluster of its own
     assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+
+
+async def test_session_cluster_started_and_stopped_by_the_platform(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
+) -> None:
+    cluster = await add_cluster(
+        api,
+        kube,
+        tmp_path,
+        kind="kubernetes-session",
+        session_name="team-session",
+        flink_configuration={"taskmanager.numberOfTaskSlots": "4"},
+    )
+    platform.start_loops()
+    started = await api.post(f"/api/v1/clusters/{cluster}/start")
+    assert started.status_code == 200, started.text
+    assert started.json()["runtime"]["session"] == "READY"
+    session = kube.get(DEPLOYMENTS, NS, "team-session")
+    assert session is not None and "job" not in session["spec"]
+    assert session["spec"]["flinkConfiguration"] == {"taskmanager.numberOfTaskSlots": "4"}
+
+    app_id = await jar_app(api, cluster, "on-the-session")
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await wait_state(api, app_id, "RUNNING")
+    refused = await api.post(f"/api/v1/clusters/{cluster}/stop")
+    assert refused.status_code == 409 and "still runs 1 application" in refused.text
+    assert kube.get(DEPLOYMENTS, NS, "team-session") is not None
+    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    assert (await api.post(f"/api/v1/clusters/{cluster}/stop")).status_code == 200
+    assert kube.get(DEPLOYMENTS, NS, "team-session") is None
+
+
+async def test_a_session_made_elsewhere_is_used_but_never_deleted(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, tmp_path: Path
+) -> None:
+    await kube.put(
+        DEPLOYMENTS,
+        NS,
+        {"metadata": {"name": "platform-team"}, "spec": {}, "status": {"jobManagerDeploymentStatus": "READY"}},
+    )
+    cluster = await add_cluster(api, kube, tmp_path, kind="kubernetes-session", session_name="platform-team")
+    assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
+    refused = await api.post(f"/api/v1/clusters/{cluster}/stop")
+    assert refused.status_code == 409 and "kubectl delete flinkdeployment platform-team" in refused.text
+    assert kube.get(DEPLOYMENTS, NS, "platform-team") is not None

@@ -100,6 +100,9 @@ class K8sOptions(BaseModel):
     pod_template: dict[str, Any] | None = None
     upgrade_mode: Literal["stateless", "savepoint", "last-state"] = "savepoint"
     session_name: Name | None = Field(default=None, description="kubernetes-session: its FlinkDeployment")
+    flink_configuration: dict[str, str] = Field(
+        default_factory=dict, description="kubernetes-session: the session cluster's own Flink configuration"
+    )
     jar_uri: str = Field(
         default="local:///opt/flink/usrlib/job.jar", description="Where the application's jar is inside the image"
     )
@@ -186,6 +189,17 @@ def application_deployment(
         "kind": "FlinkDeployment",
         "metadata": {"name": name, "namespace": o.namespace, "labels": labels},
         "spec": spec,
+    }
+
+
+def session_deployment(o: K8sOptions, labels: dict[str, str]) -> dict[str, Any]:
+    """A job-less FlinkDeployment: the session cluster that FlinkSessionJobs run on."""
+    assert o.session_name is not None
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": o.session_name, "namespace": o.namespace, "labels": labels},
+        "spec": _common_spec(o, o.flink_configuration),
     }
 
 

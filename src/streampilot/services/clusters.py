@@ -11,13 +11,15 @@ from urllib.parse import urlparse
 import sqlalchemy as sa
 
 from streampilot.domain.errors import SpecError
-from streampilot.domain.k8s import K8S_KINDS
+from streampilot.domain.k8s import K8S_KINDS, KIND_SESSION
+from streampilot.domain.states import ACTIVE_STATES
 from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
 from streampilot.services.k8s_clusters import check_connection, parse_options
+from streampilot.services.kubernetes import KubernetesSession
 from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome
 
 LOCAL = "local"
@@ -182,7 +184,8 @@ class ClusterService:
     async def local(self, cluster: Cluster) -> LocalCluster:
         if cluster.kind != LOCAL:
             raise Conflict(
-                f"cluster {cluster.name!r} is {cluster.kind}; only local clusters are started by the platform"
+                f"cluster {cluster.name!r} is {cluster.kind}; only local and kubernetes-session clusters "
+                "are started and stopped by the platform"
             )
         home = await self.home_info(cluster.flink_home_id)
         opts = cluster.options
@@ -199,11 +202,14 @@ class ClusterService:
 
     async def start(self, cluster_id: int) -> Cluster:
         cluster = await self.get(cluster_id)
-        local = await self.local(cluster)
-        try:
-            await local.start(self.ctx.settings.flink.local_ready_timeout_s)
-        except LocalClusterError as exc:
-            raise Unavailable(str(exc)) from None
+        if cluster.kind == KIND_SESSION:
+            await KubernetesSession(self.ctx.k8s, cluster).start(self.ctx.settings.flink.local_ready_timeout_s)
+        else:
+            local = await self.local(cluster)
+            try:
+                await local.start(self.ctx.settings.flink.local_ready_timeout_s)
+            except LocalClusterError as exc:
+                raise Unavailable(str(exc)) from None
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(Cluster, cluster_id)
             assert row is not None
@@ -212,8 +218,20 @@ class ClusterService:
 
     async def stop(self, cluster_id: int) -> Cluster:
         cluster = await self.get(cluster_id)
-        local = await self.local(cluster)
-        await local.stop()
+        if cluster.kind == KIND_SESSION:
+            async with self.ctx.sessions() as s:
+                active = (
+                    await s.execute(
+                        sa.select(sa.func.count())
+                        .select_from(App)
+                        .where(App.cluster_id == cluster_id, App.state.in_([a.value for a in ACTIVE_STATES]))
+                    )
+                ).scalar_one()
+            if active:
+                raise Conflict(f"cluster {cluster.name!r} still runs {active} application(s); stop them first")
+            await KubernetesSession(self.ctx.k8s, cluster).stop()
+        else:
+            await (await self.local(cluster)).stop()
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(Cluster, cluster_id)
             assert row is not None
@@ -262,7 +280,10 @@ class ClusterService:
             snapshot = cache.snapshot()
             if isinstance(snapshot, str):
                 return {"reachable": False, "error": snapshot}
-            return {"reachable": True, "resources": len(snapshot)}
+            out: dict[str, Any] = {"reachable": True, "resources": len(snapshot)}
+            if cluster.kind == KIND_SESSION:
+                out["session"] = await KubernetesSession(self.ctx.k8s, cluster).state()
+            return out
         try:
             ov = await self.ctx.client(cluster).overview()
         except FlinkError as exc:
