@@ -124,6 +124,12 @@ def app() -> None:
 )
 def app_create(file: str) -> None:
     """Create an application from a YAML file."""
+    created = Api().call("POST", "/apps", json=_app_file(file))
+    console.print(f"created application [bold]{created['name']}[/bold] (id {created['id']}, version 1)")
+
+
+def _app_file(file: str) -> dict[str, Any]:
+    """An application's fields from YAML; ``sql_file``/``python_file`` are read relative to it."""
     try:
         body = yaml.safe_load(Path(file).read_text())
     except yaml.YAMLError as exc:
@@ -134,9 +140,32 @@ def app_create(file: str) -> None:
     for key in ("sql", "python"):
         ref = body.pop(f"{key}_file", None)
         if ref:
-            body[key] = (base / ref).read_text()
-    created = Api().call("POST", "/apps", json=body)
-    console.print(f"created application [bold]{created['name']}[/bold] (id {created['id']}, version 1)")
+            try:
+                body[key] = (base / ref).read_text()
+            except OSError as exc:
+                fail(f"{key}_file {ref}: {exc.strerror or exc}")
+    return body
+
+
+@app.command("update")
+@click.argument("ref")
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="YAML file with the fields to change (the same fields as for create).",
+)
+def app_update(ref: str, file: str) -> None:
+    """Edit an application: a change makes a new version (a running job keeps its version)."""
+    api = Api()
+    app_id = _ref(api, ref)
+    changed = api.call("PATCH", f"/apps/{app_id}", json=_app_file(file))
+    console.print(
+        f"{changed['name']} is at version {changed['current_version']}"
+        + (f"; running version {changed['running_version']}" if changed["running_version"] else "")
+    )
 
 
 @app.command("list")
@@ -223,6 +252,25 @@ def app_stop(ref: str, no_savepoint: bool, drain: bool) -> None:
     with console.status("stopping ..."):
         a = api.call("POST", f"/apps/{app_id}/stop", json={"savepoint": not no_savepoint, "drain": drain})
     console.print(f"{a['name']} is {a['status']['state']}")
+
+
+@app.command("upgrade")
+@click.argument("ref")
+@click.option("--version", "version", type=int, default=None, help="Version to run (default: current).")
+@click.option("--drain", is_flag=True, help="Session clusters: drain the pipeline before the savepoint.")
+def app_upgrade(ref: str, version: int | None, drain: bool) -> None:
+    """Run another version of a running application, keeping its state (savepoint and restore)."""
+    api = Api()
+    app_id = _ref(api, ref)
+    body: dict[str, Any] = {"drain": drain}
+    if version:
+        body["version"] = version
+    with console.status("upgrading ..."):
+        a = api.call("POST", f"/apps/{app_id}/upgrade", json=body)
+    a = _wait(api, app_id, {"RUNNING", "FAILED", "CANCELED", "FINISHED", "LOST"})
+    if a["status"]["state"] != "RUNNING":
+        fail(f"{a['name']} ended {a['status']['state']}; see 'streampilot app events {a['name']}'")
+    console.print(f"[green]{a['name']} runs version {a['running_version']}[/green] (job {a['status']['job_id']})")
 
 
 @app.command("cancel")

@@ -60,6 +60,7 @@ async def test_jar_app_runs_savepoints_and_restores(api: httpx.AsyncClient, flin
         what="restored and running",
     )
     cancel = await api.post(f"/api/v1/apps/{app_id}/cancel")
+    assert cancel.status_code == 200, cancel.text
     assert cancel.json()["status"]["state"] == "CANCELED"
 
 

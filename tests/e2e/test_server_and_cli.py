@@ -78,10 +78,14 @@ def test_server_with_local_cluster_example_and_cli(tmp_path: Path) -> None:
         assert "created application" in cli(env, "app", "create", "-f", str(spec)).stdout
         assert "is RUNNING" in cli(env, "app", "start", "cli-app").stdout
         assert cli(env, "app", "savepoint", "cli-app").stdout.strip().startswith("file:")
+        change = tmp_path / "change.yaml"
+        change.write_text("parallelism: 2\n")
+        assert "version 2; running version 1" in cli(env, "app", "update", "cli-app", "-f", str(change)).stdout
+        assert "runs version 2" in cli(env, "app", "upgrade", "cli-app").stdout
         assert "FINISHED" in cli(env, "app", "stop", "cli-app").stdout
         events = cli(env, "app", "events", "cli-app").stdout
         assert "STARTING" in events and "FINISHED" in events
-        assert "1" in cli(env, "app", "versions", "cli-app").stdout
+        assert "2" in cli(env, "app", "versions", "cli-app").stdout
 
         # Errors are one clear line, no traceback, non-zero exit.
         again = cli(env, "app", "create", "-f", str(spec), ok=False)

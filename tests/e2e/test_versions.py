@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from streampilot.flink.homes import bundled_home_path
-from tests.helpers import DATAGEN_SQL, wait_state
+from tests.helpers import DATAGEN_SQL, events, wait_app, wait_state
 
 pytestmark = [pytest.mark.flink]
 
@@ -41,6 +41,40 @@ async def test_edit_diff_and_run_a_chosen_version(api: httpx.AsyncClient, flink:
 
     unknown = await api.post(f"/api/v1/apps/{app_id}/start", json={"version": 9})
     assert unknown.status_code == 404
+
+
+async def test_upgrade_runs_the_new_version_from_a_savepoint_of_the_old(
+    api: httpx.AsyncClient, flink: int
+) -> None:
+    resp = await api.post(
+        "/api/v1/apps",
+        json={"name": "upgraded", "kind": "sql", "cluster_id": flink, "sql": DATAGEN_SQL, "checkpointing": {"interval_s": 1}},
+    )
+    app_id = resp.json()["id"]
+    stopped = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
+    assert stopped.status_code == 409 and "not running" in stopped.text
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    old_job = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    await api.patch(f"/api/v1/apps/{app_id}", json={"parallelism": 2})
+
+    upgraded = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
+    assert upgraded.status_code == 200, upgraded.text
+    app = await wait_state(api, app_id, "RUNNING")
+    assert app["running_version"] == 2 and app["status"]["job_id"] != old_job
+    savepoint = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()[0]
+    assert savepoint["trigger"] == "stop" and savepoint["job_id"] == old_job
+    # The new job restored the old one's state, and runs with the new settings (read back from Flink).
+    app = await wait_app(
+        api,
+        app_id,
+        lambda a: a["status"]["config_verified"] is not None
+        and (a["status"]["last_checkpoint"] or {}).get("restored_from") is not None,
+        what="readback and restore",
+    )
+    assert app["status"]["config_verified"] is True
+    assert app["status"]["last_checkpoint"]["restored_from"] == savepoint["path"]
+    assert any("upgrade from version 1" in e["detail"] for e in await events(api, app_id))
+    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
 
 
 async def test_flink_home_registration(api: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import uuid
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class OperatorSimulator:
         self.mount_root = mount_root or Path("/nonexistent")  # where mounted ConfigMaps are written
         self.flink_jobs: dict[tuple[str, str, str], str] = {}  # resource -> job running on the real cluster
         self._uploaded: dict[str, str] = {}
+        self._reconciled: dict[tuple[str, str, str], tuple[str | None, dict[str, Any]]] = {}  # (uid, spec)
         self.paused = False
         self._task: asyncio.Task[None] | None = None
         self._busy: set[tuple[str, str, str]] = set()
@@ -164,8 +166,36 @@ class OperatorSimulator:
                     },
                 )
             return
+        # Only a change beyond the nonces is a new spec to deploy; a nonce alone is just observed.
+        core = copy.deepcopy(obj.get("spec") or {})
+        for nonce_key in ("savepointTriggerNonce", "restartNonce"):
+            core.get("job", {}).pop(nonce_key, None)
+        uid = obj["metadata"].get("uid")
+        previous = self._reconciled.get(key)
+        if previous is not None and previous == (uid, core):
+            await self.kube.set_status(plural, ns, name, {"observedGeneration": generation})
+            return
+        self._reconciled[key] = (uid, core)
+        running_before = (
+            previous is not None
+            and previous[0] == uid
+            and job_status.get("state") == "RUNNING"
+            and status.get("lifecycleState") == "STABLE"
+        )
         self._busy.add(key)
         try:
+            if spec_job.get("state", "running") == "running" and running_before:
+                # An upgrade: the operator suspends the job with the spec's upgrade mode, then redeploys.
+                upgrade: dict[str, Any] = {"observedGeneration": generation, "lifecycleState": "UPGRADING"}
+                if spec_job.get("upgradeMode") == "savepoint":
+                    location = f"s3://savepoints/{name}/savepoint-upgrade-{generation}"
+                    upgrade["jobStatus"] = {
+                        "state": "FINISHED",
+                        "savepointInfo": {"lastSavepoint": {"location": location, "triggerNonce": None}},
+                    }
+                await self.kube.set_status(plural, ns, name, upgrade)
+                await self._cancel_real(key)
+                await asyncio.sleep(self.deploy_delay_s)
             if spec_job.get("state", "running") == "running":
                 await self.kube.set_status(
                     plural,
@@ -175,6 +205,7 @@ class OperatorSimulator:
                         "observedGeneration": generation,
                         "lifecycleState": "DEPLOYED",
                         "jobManagerDeploymentStatus": "DEPLOYING",
+                        "jobStatus": {"state": "RECONCILING"},  # submitted, not yet observed
                     },
                 )
                 await asyncio.sleep(self.deploy_delay_s)
@@ -216,6 +247,7 @@ class OperatorSimulator:
                 return
             await self._cancel_real(key)  # suspended: the job stops
             if ("deployments", ns, name) in self.kube.objects:
+                self._reconciled.pop(key, None)  # not done: the next pass writes the suspended status
                 await self.kube.remove("deployments", ns, name)  # suspending tears the JobManager down first
                 for pod in [k for k in self.kube.objects if k[0] == "pods" and k[2].startswith(f"{name}-jm-")]:
                     await self.kube.remove(*pod)

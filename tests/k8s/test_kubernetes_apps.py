@@ -213,3 +213,31 @@ async def test_a_session_made_elsewhere_is_used_but_never_deleted(
     refused = await api.post(f"/api/v1/clusters/{cluster}/stop")
     assert refused.status_code == 409 and "kubectl delete flinkdeployment platform-team" in refused.text
     assert kube.get(DEPLOYMENTS, NS, "platform-team") is not None
+
+
+async def test_upgrade_applies_a_new_version_through_the_operator(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
+) -> None:
+    app_id = await jar_app(api, k8s_cluster, args=["--rate", "10"], properties={"pipeline.max-parallelism": "64"})
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    same = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
+    assert same.status_code == 409 and "already runs version 1" in same.text
+
+    edited = await api.patch(f"/api/v1/apps/{app_id}", json={"parallelism": 3, "args": [], "properties": {}})
+    assert edited.status_code == 200, edited.text
+    upgraded = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
+    assert upgraded.status_code == 200, upgraded.text
+    assert upgraded.json()["running_version"] == 2
+    app = await wait_state(api, app_id, "RUNNING")
+    assert app["status"]["job_id"] == name  # the same resource, upgraded in place
+    spec = kube.get(DEPLOYMENTS, NS, name)["spec"]  # type: ignore[index]
+    assert spec["job"]["parallelism"] == 3 and spec["job"]["upgradeMode"] == "savepoint"
+    assert spec["job"]["args"] == [] and "pipeline.max-parallelism" not in spec["flinkConfiguration"]
+    savepoints = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()
+    assert savepoints[0]["trigger"] == "upgrade" and "savepoint-upgrade" in savepoints[0]["path"]
+    timeline = await events(api, app_id)
+    changes = [(e["from_state"], e["to_state"]) for e in timeline if e["from_state"] != e["to_state"]]
+    assert changes[-2:] == [("RUNNING", "RESTARTING"), ("RESTARTING", "RUNNING")]
+    assert "FINISHED" not in [e["to_state"] for e in timeline]  # the suspend for the upgrade is not an end
+    assert any("upgrade from version 1 to 2 requested" in e["detail"] for e in timeline)

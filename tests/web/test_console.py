@@ -114,6 +114,13 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     await expect(page.locator("pre.diff .del")).to_contain_text(["-parallelism: 1"])
     await expect(page.locator("pre.diff .add")).to_contain_text(["+parallelism: 2"])
 
+    # The running job keeps version 1 until the user upgrades it: savepoint, then version 2 from it.
+    await page.click("text=Upgrade to version 2")
+    await expect(page.locator(".banner.notice")).to_contain_text("Upgrade requested", timeout=120_000)
+    await expect(page.locator("#status .badge")).to_have_attribute("data-state", "RUNNING", timeout=60_000)
+    await expect(page.locator("#status")).to_contain_text("2 (current 2)")
+    await expect(page.locator("text=Upgrade to version")).to_have_count(0)
+
     await page.goto(f"{server}/apps")
     row = page.locator("tr[data-app='console-app']")
     await expect(row.locator(".badge")).to_have_text("RUNNING")

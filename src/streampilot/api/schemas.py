@@ -40,6 +40,12 @@ class StopAction(BaseModel):
     drain: bool = False
 
 
+class UpgradeAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(default=None, ge=1, description="The version to run (default: the current one)")
+    drain: bool = Field(default=False, description="Session clusters: drain the pipeline before the savepoint")
+
+
 class AttachAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     job_id: str = Field(min_length=1, description="The Flink job id to attach the application to")

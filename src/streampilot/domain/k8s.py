@@ -232,6 +232,9 @@ def observed_job_state(resource: dict[str, Any]) -> tuple[FlinkJobState | None, 
     detail = f"operator reports job {raw or '-'}, lifecycle {lifecycle or '-'}, JobManager {jm or '-'}"
     if error:
         detail += f", error: {str(error)[:300]}"
+    if lifecycle == "UPGRADING":
+        # The operator suspends the job to apply a new spec: whatever the old job's state, it comes back.
+        return FlinkJobState.RESTARTING, detail
     if raw in _OPERATOR_JOB_STATES:
         state = FlinkJobState(raw)
         # A job the operator still calls RUNNING while its JobManager is not ready is restarting.

@@ -51,11 +51,10 @@ class KubernetesTarget:
         if problems:
             raise SpecError(problems)
 
-    async def start(
+    def _desired(
         self, app_id: int, spec: AppSpec, config: dict[str, str], restore: str | None, allow_non_restored_state: bool
-    ) -> str:
-        """Create (or re-arm) the app's resource with the job running; returns the resource name."""
-        self.check(spec)
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The app's resource for ``spec``, and the ConfigMap carrying its script (PyFlink)."""
         o = self.options
         name = resource_name(app_id)
         flink_config = {k: v for k, v in config.items() if k != "kubernetes.jar-uri"}
@@ -94,6 +93,16 @@ class KubernetesTarget:
         )
         if script_map is not None:
             body["spec"]["podTemplate"] = with_script_volume(o.pod_template, script_map["metadata"]["name"])
+        return body, script_map
+
+    async def start(
+        self, app_id: int, spec: AppSpec, config: dict[str, str], restore: str | None, allow_non_restored_state: bool
+    ) -> str:
+        """Create (or re-arm) the app's resource with the job running; returns the resource name."""
+        self.check(spec)
+        o = self.options
+        name = resource_name(app_id)
+        body, script_map = self._desired(app_id, spec, config, restore, allow_non_restored_state)
         api = await self.clusters.api(self.cluster)
         plural = plural_of(self.cluster)
         try:
@@ -112,7 +121,9 @@ class KubernetesTarget:
         self.clusters.remember(self.cluster, created)
         return name
 
-    async def _attach_script(self, api: KubeApi, owner: dict[str, Any], script_map: dict[str, Any]) -> None:
+    async def _attach_script(
+        self, api: KubeApi, owner: dict[str, Any], script_map: dict[str, Any], undo_on_failure: bool = True
+    ) -> None:
         """Write the script's ConfigMap, owned by the FlinkDeployment (deleted with it); its pods wait for it.
 
         If it cannot be written, the deployment goes too: a job whose script never arrives is not started.
@@ -124,13 +135,52 @@ class KubernetesTarget:
         try:
             await api.apply_config_map(self.options.namespace, script_map)
         except KubeError as exc:
-            try:
-                await api.delete(plural_of(self.cluster), self.options.namespace, meta["name"])
-            except KubeError:
-                pass  # the next start deletes it before creating its own
+            if undo_on_failure:
+                try:
+                    await api.delete(plural_of(self.cluster), self.options.namespace, meta["name"])
+                except KubeError:
+                    pass  # the next start deletes it before creating its own
             if isinstance(exc, KubeRejected):
                 raise SpecError.one("python", f"Kubernetes refused the script's ConfigMap: {exc}") from None
             raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+
+    async def upgrade(self, app_id: int, spec: AppSpec, config: dict[str, str], timeout_s: float) -> str | None:
+        """Apply another version to the running resource: the operator upgrades the job with the cluster's
+        upgrade mode (savepoint: it takes one first; last-state: from the latest checkpoint; stateless).
+
+        Waits until the operator runs the new spec; returns the savepoint it took for the upgrade, if any.
+        """
+        self.check(spec)
+        name = resource_name(app_id)
+        current = await self._current(name)
+        before = _last_savepoint(current)
+        body, script_map = self._desired(app_id, spec, config, None, False)
+        api = await self.clusters.api(self.cluster)
+        if script_map is not None:
+            await self._attach_script(api, current, script_map, undo_on_failure=False)
+        # A merge patch: what the new version no longer has must be removed explicitly (null).
+        patch = {"spec": _removals(current.get("spec") or {}, body["spec"])}
+        for nonce in ("savepointTriggerNonce", "restartNonce"):  # counters the operator compares: kept
+            patch["spec"]["job"].pop(nonce, None)
+        try:
+            patched = await api.patch(plural_of(self.cluster), self.options.namespace, name, patch)
+        except KubeRejected as exc:
+            raise SpecError.one("version", f"Kubernetes refused the new version: {exc}") from None
+        except KubeError as exc:
+            raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+        generation = int(patched["metadata"].get("generation") or 0)
+
+        def upgraded(r: dict[str, Any]) -> bool:
+            status = r.get("status") or {}
+            return (
+                int(status.get("observedGeneration") or 0) >= generation
+                and status.get("lifecycleState") in ("DEPLOYED", "STABLE")
+                and ((status.get("jobStatus") or {}).get("state") == "RUNNING")
+            )
+
+        resource = await self._await(name, upgraded, timeout_s)
+        after = _last_savepoint(resource)
+        return after if after != before else None
 
     async def _patch_job(self, name: str, job: dict[str, Any]) -> dict[str, Any]:
         api = await self.clusters.api(self.cluster)
@@ -206,6 +256,17 @@ def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldPr
         if spec.checkpoint_stall is not None:
             problems.append(FieldProblem("checkpoint_stall", why))
     return problems
+
+
+def _removals(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """``wanted`` as a merge patch over ``current``: keys it drops become null (removed), recursively."""
+    out: dict[str, Any] = dict(wanted)
+    for key, value in current.items():
+        if key not in wanted:
+            out[key] = None
+        elif isinstance(value, dict) and isinstance(wanted[key], dict):
+            out[key] = _removals(value, wanted[key])
+    return out
 
 
 def _last_savepoint(resource: dict[str, Any]) -> str | None:

@@ -29,10 +29,10 @@ from streampilot.flink.launch import Submission
 from streampilot.services.apps import AppService
 from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
-from streampilot.services.errors import Conflict, NotFound, Unavailable
+from streampilot.services.errors import Conflict, NotFound, ServiceError, Unavailable
 from streampilot.services.k8s_clusters import is_kubernetes
 from streampilot.services.kubernetes import KubernetesTarget
-from streampilot.services.statewriter import lock_app, record_event, set_app_state
+from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.submissions import SubmissionBuilder, explain_rejection, launch_config
 from streampilot.store.orm import App, Cluster, Snapshot, utcnow
 
@@ -355,39 +355,103 @@ class Lifecycle:
         if not savepoint:
             return await self.cancel(app_id)
         async with self.operation(app_id, "stop"):
-            app, client = await self._require_active(app_id)
-            job_id = app.job_id
-            assert job_id is not None
-            previous = AppState(app.state)
-            target = await self._kubernetes(app)
-            if target is not None:
-                await self._set(
-                    app_id,
-                    AppState.STOPPING,
-                    "stop with savepoint requested (the operator suspends the job with upgrade mode savepoint)",
-                    desired_state="STOPPED",
-                )
-                path = await target.stop(job_id, True, self.ctx.settings.flink.savepoint_timeout_s)
-                if path:
-                    await self._snapshot(app, path, "stop")
-                    await self._note(app_id, f"savepoint {path} written; job stopping")
-                await self._wait_terminal(app_id)
-                return await self.apps.get(app_id)
-            try:
-                trigger = await client.stop_with_savepoint(job_id, None, drain)
-            except FlinkError as exc:
-                raise _flink_failure("stop", app, exc) from None
-            await self._set(
-                app_id, AppState.STOPPING, f"stop with savepoint requested (drain={drain})", desired_state="STOPPED"
-            )
-            result = await self._await_savepoint(client, job_id, trigger)
-            if result.path is None:
-                await self._set(app_id, previous, f"stop with savepoint failed: {result.failure}")
-                raise Conflict(f"Flink could not stop {app.name!r} with a savepoint: {result.failure}")
-            await self._snapshot(app, result.path, "stop")
-            await self._note(app_id, f"savepoint {result.path} written; job stopping")
-            await self._wait_terminal(app_id)
+            await self._stop_with_savepoint(app_id, drain, desired_state="STOPPED")
         return await self.apps.get(app_id)
+
+    async def _stop_with_savepoint(self, app_id: int, drain: bool, **fields: Any) -> str | None:
+        """Stop the job with a savepoint and wait until it ended; the caller holds the slot."""
+        app, client = await self._require_active(app_id)
+        job_id = app.job_id
+        assert job_id is not None
+        previous = AppState(app.state)
+        target = await self._kubernetes(app)
+        if target is not None:
+            await self._set(
+                app_id,
+                AppState.STOPPING,
+                "stop with savepoint requested (the operator suspends the job with upgrade mode savepoint)",
+                **fields,
+            )
+            path = await target.stop(job_id, True, self.ctx.settings.flink.savepoint_timeout_s)
+            if path:
+                await self._snapshot(app, path, "stop")
+                await self._note(app_id, f"savepoint {path} written; job stopping")
+            await self._wait_terminal(app_id)
+            return path
+        try:
+            trigger = await client.stop_with_savepoint(job_id, None, drain)
+        except FlinkError as exc:
+            raise _flink_failure("stop", app, exc) from None
+        await self._set(app_id, AppState.STOPPING, f"stop with savepoint requested (drain={drain})", **fields)
+        result = await self._await_savepoint(client, job_id, trigger)
+        if result.path is None:
+            await self._set(app_id, previous, f"stop with savepoint failed: {result.failure}")
+            raise Conflict(f"Flink could not stop {app.name!r} with a savepoint: {result.failure}")
+        await self._snapshot(app, result.path, "stop")
+        await self._note(app_id, f"savepoint {result.path} written; job stopping")
+        await self._wait_terminal(app_id)
+        return result.path
+
+    async def upgrade(self, app_id: int, *, version: int | None = None, drain: bool = False) -> App:
+        """Run another version of a running app and keep its state, as one operation.
+
+        Session clusters: stop with a savepoint, then start the new version from it. Kubernetes: the new
+        spec goes into the resource and the operator upgrades the job with the cluster's upgrade mode.
+        """
+        async with self.operation(app_id, "upgrade"):
+            app, _ = await self._require_active(app_id)
+            chosen, spec = await self.apps.spec(app_id, version)
+            if chosen == app.running_version:
+                raise Conflict(
+                    f"application {app.name!r} already runs version {chosen}; edit it to make a new version"
+                )
+            old = app.running_version
+            target = await self._kubernetes(app)
+            if target is None:
+                path = await self._stop_with_savepoint(app_id, drain)
+                try:
+                    await self._start(
+                        app_id,
+                        restore=path or "none",
+                        allow_non_restored_state=False,
+                        version=chosen,
+                        cause=Cause.USER,
+                        why=f"upgrade from version {old}:",
+                    )
+                except (SpecError, ServiceError) as exc:
+                    await self._note(app_id, f"upgrade to version {chosen} failed after the stop: {exc}")
+                    raise Conflict(
+                        f"{app.name!r} stopped with savepoint {path}, but version {chosen} did not start: {exc}; "
+                        f"start it from that savepoint once fixed"
+                    ) from None
+                return await self.apps.get(app_id)
+            target.check(spec)
+            mode = target.options.upgrade_mode
+            config = launch_config(spec, app.name)
+            async with self.ctx.sessions() as s, s.begin():
+                row = await lock_app(s, app_id)
+                assert row is not None
+                row.running_version, row.launch_config = chosen, config
+                row.config_verified = row.config_mismatches = row.config_readback = None  # verify the new job
+                await record_event(
+                    s,
+                    row,
+                    row.state,
+                    Cause.USER,
+                    f"upgrade from version {old} to {chosen} requested "
+                    f"(the operator applies it with upgrade mode {mode})",
+                )
+            path = await target.upgrade(app.id, spec, config, self._upgrade_timeout_s)
+            if path:
+                await self._snapshot(app, path, "upgrade")
+                await self._note(app_id, f"the operator took savepoint {path} for the upgrade")
+            await self._note(app_id, f"version {chosen} runs: the operator finished the upgrade")
+        return await self.apps.get(app_id)
+
+    @property
+    def _upgrade_timeout_s(self) -> float:
+        # A savepoint, a new JobManager and a resubmission: give it the savepoint timeout twice.
+        return 2 * self.ctx.settings.flink.savepoint_timeout_s
 
     async def cancel(self, app_id: int) -> App:
         async with self.operation(app_id, "cancel"):
@@ -399,14 +463,19 @@ class Lifecycle:
         app, client = await self._require_active(app_id)
         assert app.job_id is not None
         target = await self._kubernetes(app)
-        if target is not None:
-            await target.stop(app.job_id, False, self.ctx.settings.flink.savepoint_timeout_s)
-        else:
-            try:
-                await client.cancel(app.job_id)
-            except FlinkError as exc:
-                raise _flink_failure("cancel", app, exc) from None
+        previous = AppState(app.state)
+        # The intent first: once Flink cancels, the observer may write the job's end at any moment.
         await self._set(app_id, AppState.STOPPING, why, cause=cause, **fields)
+        try:
+            if target is not None:
+                await target.stop(app.job_id, False, self.ctx.settings.flink.savepoint_timeout_s)
+            else:
+                await client.cancel(app.job_id)
+        except (FlinkError, ServiceError) as exc:
+            await self._set(app_id, previous, f"cancel failed: {exc}", cause=cause)
+            if isinstance(exc, FlinkError):
+                raise _flink_failure("cancel", app, exc) from None
+            raise
         await self._wait_terminal(app_id)
 
     async def restart(self, app_id: int, *, restore: str, why: str, cause: Cause = Cause.POLICY) -> App | None:
@@ -456,10 +525,17 @@ class Lifecycle:
             return result.path
 
     async def _set(self, app_id: int, to: AppState, why: str, cause: Cause = Cause.USER, **fields: Any) -> None:
-        async with self.ctx.sessions() as s, s.begin():
-            row = await lock_app(s, app_id)
-            assert row is not None
-            await set_app_state(s, row, to, cause, why, **fields)
+        for attempt in range(5):
+            try:
+                async with self.ctx.sessions() as s, s.begin():
+                    row = await lock_app(s, app_id)
+                    assert row is not None
+                    await set_app_state(s, row, to, cause, why, **fields)
+                return
+            except StateChanged:
+                if attempt == 4:
+                    raise
+                # The observer wrote first: the user's intent still stands, on the state it wrote.
 
     async def _note(self, app_id: int, detail: str, cause: Cause = Cause.USER) -> None:
         async with self.ctx.sessions() as s, s.begin():

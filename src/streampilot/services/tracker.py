@@ -188,7 +188,7 @@ class Tracker:
             app.unconfirmed_since,
             app.submitted_at,
             stop_in_flight=app.operation in ("stop", "cancel"),
-            start_in_flight=app.operation in ("start", "restart"),
+            start_in_flight=app.operation in ("start", "restart", "upgrade"),
         )
         return decide(view, obs, lost_after=self.lost_after, submit_grace=self.submit_grace)
 

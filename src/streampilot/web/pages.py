@@ -401,6 +401,11 @@ async def stop(request: Request, app_id: int) -> Response:
     )
 
 
+@router.post("/apps/{app_id}/upgrade")
+async def upgrade(request: Request, app_id: int) -> Response:
+    return await _act(app_id, "Upgrade", platform(request).lifecycle.upgrade(app_id))
+
+
 @router.post("/apps/{app_id}/cancel")
 async def cancel(request: Request, app_id: int) -> Response:
     return await _act(app_id, "Cancel", platform(request).lifecycle.cancel(app_id))

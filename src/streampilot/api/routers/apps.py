@@ -16,6 +16,7 @@ from streampilot.api.schemas import (
     SnapshotOut,
     StartAction,
     StopAction,
+    UpgradeAction,
 )
 from streampilot.domain.apps import AppSpec
 from streampilot.flink.client import FlinkClient, FlinkError
@@ -75,6 +76,13 @@ async def start_app(app_id: int, p: PlatformDep, body: StartAction | None = None
 async def stop_app(app_id: int, p: PlatformDep, body: StopAction | None = None) -> AppOut:
     action = body or StopAction()
     return await _out(p, await p.lifecycle.stop(app_id, savepoint=action.savepoint, drain=action.drain))
+
+
+@router.post("/{app_id}/upgrade")
+async def upgrade_app(app_id: int, p: PlatformDep, body: UpgradeAction | None = None) -> AppOut:
+    """Run another version (default: the current one) of a running app, keeping its state."""
+    action = body or UpgradeAction()
+    return await _out(p, await p.lifecycle.upgrade(app_id, version=action.version, drain=action.drain))
 
 
 @router.post("/{app_id}/cancel")
