@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -99,13 +100,16 @@ def _error_text(resp: httpx.Response) -> str:
     return str(detail)
 
 
-def _ref(api: Api, ref: str) -> int:
+def _ref(api: Api, ref: str, collection: str = "apps") -> int:
+    """The id of an application (or cluster) given by id or by name."""
     if ref.isdigit():
         return int(ref)
-    for a in api.call("GET", "/apps"):
+    for a in api.call("GET", f"/{collection}"):
         if a["name"] == ref:
             return int(a["id"])
-    fail(f"no application named {ref!r}")
+    if collection == "apps":
+        fail(f"no application named {ref!r}")
+    fail(f"no cluster named {ref!r}; see 'streampilot cluster list'")
 
 
 @main.group()
@@ -113,15 +117,14 @@ def app() -> None:
     """Applications."""
 
 
+def _app_file_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "-f", "--file", "file", type=click.Path(exists=True, dir_okay=False), required=True, help=help_text
+    )
+
+
 @app.command("create")
-@click.option(
-    "-f",
-    "--file",
-    "file",
-    type=click.Path(exists=True, dir_okay=False),
-    required=True,
-    help="YAML file with the application (name, kind, cluster_id, sql|jar_id|python, ...).",
-)
+@_app_file_option("YAML file with the application (name, kind, cluster_id, sql|jar_id|python, ...).")
 def app_create(file: str) -> None:
     """Create an application from a YAML file."""
     created = Api().call("POST", "/apps", json=_app_file(file))
@@ -149,14 +152,7 @@ def _app_file(file: str) -> dict[str, Any]:
 
 @app.command("update")
 @click.argument("ref")
-@click.option(
-    "-f",
-    "--file",
-    "file",
-    type=click.Path(exists=True, dir_okay=False),
-    required=True,
-    help="YAML file with the fields to change (the same fields as for create).",
-)
+@_app_file_option("YAML file with the fields to change (the same fields as for create).")
 def app_update(ref: str, file: str) -> None:
     """Edit an application: a change makes a new version (a running job keeps its version)."""
     api = Api()
@@ -383,27 +379,21 @@ def cluster_add(name: str, kind: str, rest_url: str | None, slots: int | None, o
 @click.argument("ref")
 def cluster_start(ref: str) -> None:
     """Start a local cluster, or create a kubernetes-session cluster's session deployment."""
-    api = Api()
-    c = api.call("POST", f"/clusters/{_cluster_ref(api, ref)}/start")
-    console.print(f"cluster {c['name']} started")
+    _cluster_action(ref, "start", "started")
 
 
 @cluster.command("stop")
 @click.argument("ref")
 def cluster_stop(ref: str) -> None:
     """Stop a local cluster, or delete the session deployment streampilot created."""
+    _cluster_action(ref, "stop", "stopped")
+
+
+def _cluster_action(ref: str, action: str, done: str) -> None:
     api = Api()
-    c = api.call("POST", f"/clusters/{_cluster_ref(api, ref)}/stop")
-    console.print(f"cluster {c['name']} stopped")
-
-
-def _cluster_ref(api: Api, ref: str) -> int:
-    if ref.isdigit():
-        return int(ref)
-    for c in api.call("GET", "/clusters"):
-        if c["name"] == ref:
-            return int(c["id"])
-    fail(f"no cluster named {ref!r}; see 'streampilot cluster list'")
+    with console.status(f"{action} ..."):
+        c = api.call("POST", f"/clusters/{_ref(api, ref, 'clusters')}/{action}")
+    console.print(f"cluster {c['name']} {done}")
 
 
 @cluster.command("list")

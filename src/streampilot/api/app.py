@@ -20,7 +20,7 @@ from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError
 from streampilot.services.platform import Platform
-from streampilot.web import pages
+from streampilot.web import pages, setup_pages
 from streampilot.web.pages import LoginRequired, login_redirect
 
 log = logging.getLogger("streampilot.api")
@@ -102,6 +102,7 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
         )
     app.include_router(pages.public)
     app.include_router(pages.router)
+    app.include_router(setup_pages.router)
     app.include_router(system.public)
     app.include_router(system.router)
     app.include_router(clusters.router)

@@ -173,9 +173,14 @@ class LocalCluster:
             while loop.time() < deadline:
                 try:
                     ov = await client.overview()
-                    if ov.taskmanagers >= self.layout.taskmanagers:
+                    # A TaskManager registers first and reports its slots a moment later: wait for both.
+                    slots = self.layout.taskmanagers * self.layout.slots
+                    if ov.taskmanagers >= self.layout.taskmanagers and ov.slots_total >= slots:
                         return
-                    last = f"{ov.taskmanagers} of {self.layout.taskmanagers} TaskManagers registered"
+                    last = (
+                        f"{ov.taskmanagers} of {self.layout.taskmanagers} TaskManagers registered, "
+                        f"{ov.slots_total} of {slots} slots"
+                    )
                 except FlinkError as exc:
                     last = str(exc)
                 await asyncio.sleep(0.3)

@@ -1,8 +1,9 @@
-"""Lifecycle operations: start, stop (with savepoint), cancel and savepoint, one at a time per app.
+"""Lifecycle operations: start, stop (with savepoint), cancel, savepoint, upgrade and a policy's
+restart, one at a time per app.
 
-Each operation holds the application's operation slot (a conditional UPDATE, so it works across
-processes and survives nothing but itself); a second operation meanwhile is a Conflict (HTTP 409).
-State changes go through ``set_app_state``; the observer (tracker) confirms their outcome.
+Each verb holds the application's operation slot (services/operations.py); a second operation
+meanwhile is a Conflict (HTTP 409). State changes go through ``set_app_state``; the observer
+(tracker) confirms their outcome.
 """
 
 from __future__ import annotations
@@ -10,133 +11,28 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlparse
+from typing import Any
 
 import sqlalchemy as sa
 
-from streampilot.domain.apps import AppKind
 from streampilot.domain.errors import SpecError
 from streampilot.domain.k8s import resource_name
 from streampilot.domain.states import ACTIVE_STATES, STARTABLE_STATES, AppState, Cause
-from streampilot.flink.client import FlinkClient, FlinkError, FlinkRejected, FlinkUnavailable, SavepointResult
+from streampilot.flink.client import FlinkError, FlinkRejected, FlinkUnavailable
 from streampilot.flink.launch import Submission
-from streampilot.services.apps import AppService
 from streampilot.services.clusters import ClusterService
-from streampilot.services.context import Context
-from streampilot.services.errors import Conflict, NotFound, ServiceError, Unavailable
+from streampilot.services.errors import Conflict, ServiceError, Unavailable
 from streampilot.services.k8s_clusters import is_kubernetes
 from streampilot.services.kubernetes import KubernetesTarget
-from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
+from streampilot.services.operations import FRESH_JOB_FIELDS, Operations, flink_failure
+from streampilot.services.statewriter import lock_app, record_event, set_app_state
 from streampilot.services.submissions import SubmissionBuilder, explain_rejection, launch_config
-from streampilot.store.orm import App, Cluster, Snapshot, utcnow
-
-STALE_OPERATION = timedelta(minutes=15)
-# What we knew about an app's previous job, cleared whenever the app gets a new one.
-FRESH_JOB_FIELDS: dict[str, Any] = {
-    "job_state": None,
-    "tasks_running": None,
-    "tasks_total": None,
-    "unconfirmed_since": None,
-    "config_verified": None,
-    "config_mismatches": None,
-    "config_readback": None,
-    "last_checkpoint": None,
-    "jobmanager_pods": None,
-}
-
-
-class Observer(Protocol):
-    async def observe_app(self, app_id: int) -> None: ...
-
-
-def local_path(path: str) -> Path | None:
-    parsed = urlparse(path)
-    if parsed.scheme == "file":
-        return Path(parsed.path)
-    if parsed.scheme == "" and path.startswith("/"):
-        return Path(path)
-    return None
-
-
-def snapshot_exists(path: str) -> bool:
-    """False only if we can see that a local snapshot is gone; remote paths are trusted."""
-    local = local_path(path)
-    if local is None:
-        return True
-    return (local / "_metadata").exists() or (local.is_file() and local.name == "_metadata")
+from streampilot.store.orm import App, utcnow
 
 
 @dataclass
-class Lifecycle:
-    ctx: Context
-    observe: Observer | None = None  # the tracker, for a direct observation after an operation
-
-    @property
-    def apps(self) -> AppService:
-        return AppService(self.ctx)
-
-    @asynccontextmanager
-    async def operation(self, app_id: int, name: str) -> AsyncIterator[None]:
-        now = utcnow()
-        async with self.ctx.sessions() as s, s.begin():
-            result = await s.execute(
-                sa.update(App)
-                .where(App.id == app_id, sa.or_(App.operation.is_(None), App.operation_since < now - STALE_OPERATION))
-                .values(operation=name, operation_since=now)
-            )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            app = await self.apps.get(app_id)
-            raise Conflict(
-                f"a {app.operation} of application {app.name!r} is already in progress; wait for it to finish"
-            )
-        try:
-            yield
-        finally:
-            async with self.ctx.sessions() as s, s.begin():
-                await s.execute(
-                    sa.update(App)
-                    .where(App.id == app_id, App.operation == name)
-                    .values(operation=None, operation_since=None)
-                )
-
-    async def _cluster(self, app: App) -> tuple[Cluster, FlinkClient]:
-        async with self.ctx.sessions() as s:
-            cluster = await s.get(Cluster, app.cluster_id)
-        if cluster is None:
-            raise NotFound(f"the cluster of application {app.name!r} no longer exists")
-        return cluster, self.ctx.client(cluster)
-
-    async def resolve_restore(self, app: App, restore: str) -> str | None:
-        if restore in ("", "none"):
-            return None
-        if restore != "latest":
-            if not snapshot_exists(restore):
-                raise SpecError.one("restore", f"no savepoint or checkpoint at {restore} (no _metadata there)")
-            return restore
-        async with self.ctx.sessions() as s:
-            rows = (
-                await s.execute(
-                    sa.select(Snapshot)
-                    .where(Snapshot.app_id == app.id)
-                    .order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
-                )
-            ).scalars()
-            candidates = [r.path for r in rows]
-        for path in candidates:
-            if await asyncio.to_thread(snapshot_exists, path):
-                return path
-        raise SpecError.one(
-            "restore",
-            f"application {app.name!r} has no savepoint or retained checkpoint to "
-            "restore from; start with restore 'none' or give a path",
-        )
-
+class Lifecycle(Operations):
     async def start(
         self,
         app_id: int,
@@ -310,47 +206,6 @@ class Lifecycle:
                 s, row, previous, cause, why, job_id=previous_job, desired_state="STOPPED", submitted_at=None
             )
 
-    async def _kubernetes(self, app: App) -> KubernetesTarget | None:
-        cluster, _ = await self._cluster(app)
-        return KubernetesTarget(self.ctx.k8s, cluster) if is_kubernetes(cluster) else None
-
-    async def _require_active(self, app_id: int) -> tuple[App, FlinkClient]:
-        app = await self.apps.get(app_id)
-        if AppState(app.state) not in ACTIVE_STATES or not app.job_id:
-            raise Conflict(f"application {app.name!r} is {app.state}, not running")
-        _, client = await self._cluster(app)
-        return app, client
-
-    async def _await_savepoint(self, client: FlinkClient, job_id: str, trigger: str) -> SavepointResult:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ctx.settings.flink.savepoint_timeout_s
-        while loop.time() < deadline:
-            try:
-                result = await client.savepoint_status(job_id, trigger)
-            except FlinkUnavailable:
-                result = SavepointResult(False, None, None)
-            if result.done:
-                return result
-            await asyncio.sleep(0.3)
-        return SavepointResult(True, None, f"no result after {self.ctx.settings.flink.savepoint_timeout_s:.0f} s")
-
-    async def _snapshot(self, app: App, path: str, trigger: str) -> None:
-        async with self.ctx.sessions() as s, s.begin():
-            s.add(Snapshot(app_id=app.id, job_id=app.job_id or "", kind="savepoint", trigger=trigger, path=path))
-
-    async def snapshots(self, app_id: int, kind: str) -> list[Snapshot]:
-        await self.apps.get(app_id)
-        async with self.ctx.sessions() as s:
-            return list(
-                (
-                    await s.execute(
-                        sa.select(Snapshot)
-                        .where(Snapshot.app_id == app_id, Snapshot.kind == kind)
-                        .order_by(Snapshot.id.desc())
-                    )
-                ).scalars()
-            )
-
     async def stop(self, app_id: int, *, savepoint: bool = True, drain: bool = False) -> App:
         if not savepoint:
             return await self.cancel(app_id)
@@ -381,7 +236,7 @@ class Lifecycle:
         try:
             trigger = await client.stop_with_savepoint(job_id, None, drain)
         except FlinkError as exc:
-            raise _flink_failure("stop", app, exc) from None
+            raise flink_failure("stop", app, exc) from None
         await self._set(app_id, AppState.STOPPING, f"stop with savepoint requested (drain={drain})", **fields)
         result = await self._await_savepoint(client, job_id, trigger)
         if result.path is None:
@@ -402,9 +257,7 @@ class Lifecycle:
             app, _ = await self._require_active(app_id)
             chosen, spec = await self.apps.spec(app_id, version)
             if chosen == app.running_version:
-                raise Conflict(
-                    f"application {app.name!r} already runs version {chosen}; edit it to make a new version"
-                )
+                raise Conflict(f"application {app.name!r} already runs version {chosen}; edit it to make a new version")
             old = app.running_version
             target = await self._kubernetes(app)
             if target is None:
@@ -474,7 +327,7 @@ class Lifecycle:
         except (FlinkError, ServiceError) as exc:
             await self._set(app_id, previous, f"cancel failed: {exc}", cause=cause)
             if isinstance(exc, FlinkError):
-                raise _flink_failure("cancel", app, exc) from None
+                raise flink_failure("cancel", app, exc) from None
             raise
         await self._wait_terminal(app_id)
 
@@ -515,7 +368,7 @@ class Lifecycle:
             try:
                 trigger = await client.trigger_savepoint(app.job_id, None)
             except FlinkError as exc:
-                raise _flink_failure("savepoint", app, exc) from None
+                raise flink_failure("savepoint", app, exc) from None
             result = await self._await_savepoint(client, app.job_id, trigger)
             if result.path is None:
                 await self._note(app_id, f"savepoint failed: {result.failure}")
@@ -523,44 +376,3 @@ class Lifecycle:
             await self._snapshot(app, result.path, "user")
             await self._note(app_id, f"savepoint {result.path} written")
             return result.path
-
-    async def _set(self, app_id: int, to: AppState, why: str, cause: Cause = Cause.USER, **fields: Any) -> None:
-        for attempt in range(5):
-            try:
-                async with self.ctx.sessions() as s, s.begin():
-                    row = await lock_app(s, app_id)
-                    assert row is not None
-                    await set_app_state(s, row, to, cause, why, **fields)
-                return
-            except StateChanged:
-                if attempt == 4:
-                    raise
-                # The observer wrote first: the user's intent still stands, on the state it wrote.
-
-    async def _note(self, app_id: int, detail: str, cause: Cause = Cause.USER) -> None:
-        async with self.ctx.sessions() as s, s.begin():
-            row = await lock_app(s, app_id)
-            assert row is not None
-            await record_event(s, row, row.state, cause, detail)
-
-    async def _wait_terminal(self, app_id: int, timeout_s: float = 30) -> None:
-        """Observe the app directly until Flink reports its job ended (or time runs out)."""
-        tracker = self.observe
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
-            if tracker is not None:
-                await tracker.observe_app(app_id)
-            app = await self.apps.get(app_id)
-            if AppState(app.state) not in ACTIVE_STATES:
-                return
-            await asyncio.sleep(0.2)
-
-
-def _flink_failure(what: str, app: App, exc: FlinkError) -> Exception:
-    if isinstance(exc, FlinkUnavailable):
-        return Unavailable(f"cluster of {app.name!r} did not answer the {what} request: {exc}")
-    return Conflict(f"Flink refused to {what} {app.name!r}: {exc}")
-
-
-__all__ = ["AppKind", "Lifecycle"]

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import yaml
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -17,11 +16,9 @@ from starlette.datastructures import FormData, UploadFile
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.channels import ChannelKind
 from streampilot.domain.errors import SpecError
-from streampilot.domain.k8s import K8S_KINDS
 from streampilot.domain.states import ACTIVE_STATES, AppState
 from streampilot.flink.client import FlinkError
 from streampilot.services.apps import spec_from
-from streampilot.services.channels import masked
 from streampilot.services.errors import ServiceError
 from streampilot.services.platform import Platform
 from streampilot.store.orm import Account, App, Cluster
@@ -423,129 +420,6 @@ async def delete(request: Request, app_id: int) -> Response:
     except ServiceError as exc:
         return back(f"/apps/{app_id}", error=str(exc))
     return back("/apps", notice="Application deleted.")
-
-
-# ---- clusters, homes, channels ----------------------------------------------------------------
-@router.get("/clusters")
-async def clusters_page(request: Request) -> HTMLResponse:
-    return await _clusters(request)
-
-
-async def _clusters(request: Request, status: int = 200, **form: Any) -> HTMLResponse:
-    p = platform(request)
-    clusters = await p.clusters.list_clusters()
-    runtime = await asyncio.gather(*(p.clusters.status(c) for c in clusters))
-    return render(
-        request,
-        "clusters.html",
-        status=status,
-        clusters=list(zip(clusters, runtime, strict=True)),
-        homes=await p.clusters.list_homes(),
-        **form,
-    )
-
-
-@router.post("/clusters")
-async def add_cluster(request: Request) -> Response:
-    values = {k: str(v) for k, v in (await request.form()).items() if isinstance(v, str)}
-    kind = values.get("kind", "")
-    try:
-        options = yaml.safe_load(values.get("options") or "") if kind in K8S_KINDS else None
-        if options is not None and not isinstance(options, dict):
-            raise SpecError.one("options", "write the options as YAML keys and values, e.g. 'namespace: flink'")
-        await platform(request).clusters.add(
-            values.get("name", "").strip(),
-            kind,
-            rest_url=values.get("rest_url") or None,
-            options_raw=options,
-        )
-    except yaml.YAMLError as exc:
-        return await _clusters(request, 422, values=values, errors={"options": f"not valid YAML: {exc}"})
-    except SpecError as exc:
-        # The form again as it was filled, each problem beside its field: nothing typed is lost.
-        return await _clusters(request, 422, values=values, errors=problems_of(exc))
-    except ServiceError as exc:
-        return await _clusters(request, exc.status, values=values, error=str(exc))
-    return back("/clusters", notice="Cluster added.")
-
-
-@router.post("/clusters/{cluster_id}/{action}")
-async def cluster_action(request: Request, cluster_id: int, action: str) -> Response:
-    p = platform(request)
-    try:
-        if action == "start":
-            await p.clusters.start(cluster_id)
-        elif action == "stop":
-            await p.clusters.stop(cluster_id)
-        else:
-            return back("/clusters", error=f"unknown action {action!r}")
-    except ServiceError as exc:
-        return back("/clusters", error=str(exc))
-    return back("/clusters", notice=f"Cluster {action} done.")
-
-
-@router.get("/alert-channels")
-async def channels_page(request: Request) -> HTMLResponse:
-    p = platform(request)
-    from streampilot.api.routers.channels import deliveries
-    from streampilot.store.orm import AlertDelivery
-
-    async with p.ctx.sessions() as s:
-        recent = await deliveries(s, AlertDelivery.id > 0)
-    return render(
-        request,
-        "channels.html",
-        channels=[masked(c) for c in await p.channels.list_channels()],
-        deliveries=recent[:50],
-        values={},
-        errors={},
-    )
-
-
-@router.post("/alert-channels")
-async def add_channel(request: Request) -> Response:
-    import json
-
-    p = platform(request)
-    form = await request.form()
-    values = {k: str(v) for k, v in form.items()}
-    try:
-        config = json.loads(values.get("config") or "{}")
-        if not isinstance(config, dict):
-            raise ValueError("the configuration must be a JSON object")
-        await p.channels.create(values.get("name", "").strip(), values.get("kind", ""), config)
-    except ValueError as exc:
-        errors = {"config": f"not valid JSON: {exc}"}
-        return await _channels_again(request, values, errors)
-    except SpecError as exc:
-        return await _channels_again(request, values, problems_of(exc))
-    except ServiceError as exc:
-        return back("/alert-channels", error=str(exc))
-    return back("/alert-channels", notice="Channel added.")
-
-
-async def _channels_again(request: Request, values: dict[str, str], errors: dict[str, str]) -> HTMLResponse:
-    p = platform(request)
-    return render(
-        request,
-        "channels.html",
-        status=422,
-        channels=[masked(c) for c in await p.channels.list_channels()],
-        deliveries=[],
-        values=values,
-        errors=errors,
-    )
-
-
-@router.post("/alert-channels/{channel_id}/test")
-async def test_channel(request: Request, channel_id: int) -> Response:
-    try:
-        result = await platform(request).channels.test(channel_id)
-    except ServiceError as exc:
-        return back("/alert-channels", error=str(exc))
-    if result.ok:
-        return back("/alert-channels", notice=f"Test message delivered ({result.status}).")
-    return back("/alert-channels", error=f"Test message not delivered: {result.detail}")
 
 
 def login_redirect(exc: LoginRequired) -> RedirectResponse:
