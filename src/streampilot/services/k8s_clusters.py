@@ -66,14 +66,26 @@ def parse_options(kind: str, raw: dict[str, Any]) -> K8sOptions:
     return options
 
 
-async def _rest_answers(urls: set[str], client_at: Callable[[str], FlinkClient]) -> dict[str, dict[str, RestJob] | str]:
-    """One ``/jobs/overview`` per JobManager (per app in application mode, one for a session)."""
+REST_CONCURRENCY = 32  # JobManagers asked at once (application mode: one per app)
+
+
+async def _rest_answers(
+    urls: set[str], client_at: Callable[[str], FlinkClient], timeout_s: float
+) -> dict[str, dict[str, RestJob] | str]:
+    """One ``/jobs/overview`` per JobManager (per app in application mode, one for a session).
+
+    Each answer has ``timeout_s``: a slow ingress is Unknown for its app and never holds up the tick.
+    """
+    gate = asyncio.Semaphore(REST_CONCURRENCY)
 
     async def one(url: str) -> dict[str, RestJob] | str:
-        try:
-            jobs = await client_at(url).jobs_overview()
-        except FlinkError as exc:
-            return str(exc)
+        async with gate:
+            try:
+                jobs = await asyncio.wait_for(client_at(url).jobs_overview(), timeout_s)
+            except FlinkError as exc:
+                return str(exc)
+            except TimeoutError:
+                return f"no answer from {url} within {timeout_s:.1f} s"
         return {j.job_id: RestJob(j.state, j.tasks_running, j.tasks_total) for j in jobs}
 
     ordered = sorted(urls)
@@ -160,7 +172,9 @@ class KubernetesClusters:
         url, job_id = options_of(cluster).rest_url(name), flink_job_id(resources[name])
         return (url, job_id) if url and job_id else None
 
-    async def listing(self, cluster: Cluster, client_at: Callable[[str], FlinkClient]) -> dict[str, JobSummary] | str:
+    async def listing(
+        self, cluster: Cluster, client_at: Callable[[str], FlinkClient], rest_timeout_s: float = 3.0
+    ) -> dict[str, JobSummary] | str:
         """What the three sources say, as the tracker's job listing (or why it is Unknown).
 
         The operator's resources decide existence (only their watch can say Gone); the JobManager
@@ -180,7 +194,7 @@ class KubernetesClusters:
             pods = self.pods(cluster).snapshot()  # stale pods say nothing: restart counts are not known
         options = options_of(cluster)
         urls = {name: options.rest_url(name) for name in snapshot}
-        answers = await _rest_answers({u for u in urls.values() if u}, client_at)
+        answers = await _rest_answers({u for u in urls.values() if u}, client_at, rest_timeout_s)
         out: dict[str, JobSummary] = {}
         for name, resource in snapshot.items():
             state, detail = observed_job_state(resource)
