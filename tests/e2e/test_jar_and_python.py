@@ -23,6 +23,16 @@ async def test_jar_app_runs_savepoints_and_restores(api: httpx.AsyncClient, flin
         json={"name": "tiny", "kind": "jar", "cluster_id": flink, "jar_id": jar_id, "entry_class": "example.NoSuchJob"},
     )
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "entry_class"
+    image_only = await api.post(
+        "/api/v1/apps",
+        json={
+            "name": "tiny",
+            "kind": "jar",
+            "cluster_id": flink,
+            "properties": {"kubernetes.jar-uri": "local:///opt/flink/usrlib/job.jar"},
+        },
+    )
+    assert image_only.status_code == 422 and image_only.json()["detail"][0]["field"] == "jar_id"
 
     resp = await api.post(
         "/api/v1/apps",

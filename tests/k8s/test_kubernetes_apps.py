@@ -241,3 +241,27 @@ async def test_upgrade_applies_a_new_version_through_the_operator(
     assert changes[-2:] == [("RUNNING", "RESTARTING"), ("RESTARTING", "RUNNING")]
     assert "FINISHED" not in [e["to_state"] for e in timeline]  # the suspend for the upgrade is not an end
     assert any("upgrade from version 1 to 2 requested" in e["detail"] for e in timeline)
+
+
+async def test_a_jar_app_may_run_a_jar_from_the_image_without_uploading_it(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
+) -> None:
+    missing = await api.post("/api/v1/apps", json={"name": "no-jar", "kind": "jar", "cluster_id": k8s_cluster})
+    assert missing.status_code == 422 and "kubernetes.jar-uri" in missing.json()["detail"][0]["message"]
+    resp = await api.post(
+        "/api/v1/apps",
+        json={
+            "name": "image-jar",
+            "kind": "jar",
+            "cluster_id": k8s_cluster,
+            "entry_class": "com.example.Orders",
+            "properties": {"kubernetes.jar-uri": "local:///opt/flink/usrlib/orders-3.1.jar"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    spec = kube.get(DEPLOYMENTS, NS, name)["spec"]  # type: ignore[index]
+    assert spec["job"]["jarURI"] == "local:///opt/flink/usrlib/orders-3.1.jar"
+    assert "kubernetes.jar-uri" not in spec["flinkConfiguration"]  # ours, not Flink's

@@ -87,8 +87,12 @@ class AppSpec(_Strict):
         problems = []
         needed = {AppKind.SQL: "sql", AppKind.JAR: "jar_id", AppKind.PYTHON: "python"}[self.kind]
         value = getattr(self, needed)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            problems.append(FieldProblem(needed, f"{needed} is required for a {self.kind.value} application"))
+        in_image = self.kind == AppKind.JAR and bool(self.properties.get(IMAGE_JAR_PROPERTY))
+        if (value is None or (isinstance(value, str) and not value.strip())) and not in_image:
+            why = f"{needed} is required for a {self.kind.value} application"
+            if self.kind == AppKind.JAR:
+                why += f" (on Kubernetes, a jar inside the image can be named by the property {IMAGE_JAR_PROPERTY})"
+            problems.append(FieldProblem(needed, why))
         foreign = {
             AppKind.SQL: ("jar_id", "entry_class", "python"),
             AppKind.JAR: ("sql", "python"),
@@ -100,6 +104,10 @@ class AppSpec(_Strict):
         if self.entry_class is not None and not _JAVA_CLASS.match(self.entry_class):
             problems.append(FieldProblem("entry_class", f"{self.entry_class!r} is not a Java class name"))
         return problems
+
+
+# A jar app on Kubernetes may name a jar inside the image instead of an uploaded one.
+IMAGE_JAR_PROPERTY = "kubernetes.jar-uri"
 
 
 def check_name(name: str) -> str | None:

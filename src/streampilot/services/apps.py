@@ -117,6 +117,10 @@ class AppService:
             problems.extend(exc.problems)
         if cluster is not None and is_kubernetes(cluster):
             problems.extend(spec_problems(spec, cluster.kind, options_of(cluster)))
+        elif cluster is not None and spec.kind == AppKind.JAR and spec.jar_id is None:
+            problems.append(
+                FieldProblem("jar_id", f"a {cluster.kind} cluster runs an uploaded jar: upload it and give jar_id")
+            )
         if spec.kind == AppKind.JAR and spec.jar_id is not None:
             try:
                 await check_jar_entry(await JarService(self.ctx).get(spec.jar_id), spec.entry_class)

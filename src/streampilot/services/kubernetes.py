@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from streampilot.domain.apps import AppKind, AppSpec
+from streampilot.domain.apps import IMAGE_JAR_PROPERTY, AppKind, AppSpec
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.domain.k8s import (
     DEPLOYMENTS,
@@ -57,7 +57,7 @@ class KubernetesTarget:
         """The app's resource for ``spec``, and the ConfigMap carrying its script (PyFlink)."""
         o = self.options
         name = resource_name(app_id)
-        flink_config = {k: v for k, v in config.items() if k != "kubernetes.jar-uri"}
+        flink_config = {k: v for k, v in config.items() if k != IMAGE_JAR_PROPERTY}
         entry_class: str | None
         script_map: dict[str, Any] | None = None
         if spec.kind == AppKind.PYTHON:
@@ -73,7 +73,7 @@ class KubernetesTarget:
             assert spec.sql is not None
             jar_uri, entry_class, args = o.sql_runner_uri, RUNNER_CLASS, encode_statements(parse_script(spec.sql))
         else:
-            jar_uri = str(spec.properties.get("kubernetes.jar-uri", o.jar_uri))
+            jar_uri = str(spec.properties.get(IMAGE_JAR_PROPERTY, o.jar_uri))
             entry_class, args = spec.entry_class, spec.args
         job = job_section(
             jar_uri=jar_uri,
