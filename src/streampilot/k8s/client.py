@@ -22,37 +22,30 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
 from streampilot.domain.k8s import GROUP, VERSION
+from streampilot.k8s.errors import (
+    KubeConfigError,
+    KubeError,
+    KubeGone,
+    KubeNotFound,
+    KubeRejected,
+    KubeUnavailable,
+)
+
+__all__ = [
+    "KubeApi",
+    "KubeConfigError",
+    "KubeError",
+    "KubeGone",
+    "KubeNotFound",
+    "KubeRejected",
+    "KubeUnavailable",
+    "service_account_dir",
+]
 
 
 def service_account_dir() -> Path:
     """Where a pod's service account token and CA live (STREAMPILOT_K8S_SERVICE_ACCOUNT_DIR overrides)."""
     return Path(os.environ.get("STREAMPILOT_K8S_SERVICE_ACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount"))
-
-
-class KubeError(Exception):
-    pass
-
-
-class KubeConfigError(KubeError):
-    """The connection settings themselves are unusable (missing or broken kubeconfig)."""
-
-
-class KubeUnavailable(KubeError):
-    pass
-
-
-class KubeNotFound(KubeError):
-    pass
-
-
-class KubeGone(KubeError):
-    pass
-
-
-class KubeRejected(KubeError):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _translate(exc: BaseException, what: str) -> KubeError:

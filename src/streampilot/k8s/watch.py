@@ -13,9 +13,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streampilot.k8s.client import KubeApi, KubeError, KubeGone
+from streampilot.k8s.errors import KubeError, KubeGone
+
+if TYPE_CHECKING:
+    from streampilot.k8s.client import KubeApi
 
 log = logging.getLogger("streampilot.k8s")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -31,10 +31,21 @@ from streampilot.domain.k8s import (
 )
 from streampilot.domain.states import FlinkJobState
 from streampilot.flink.client import FlinkClient, FlinkError, JobSummary
-from streampilot.k8s.client import KubeApi, KubeConfigError, KubeError
-from streampilot.k8s.client import KubeUnavailable as KubeUnavailableError
+from streampilot.k8s.errors import KubeConfigError, KubeError
+from streampilot.k8s.errors import KubeUnavailable as KubeUnavailableError
 from streampilot.k8s.watch import ResourceCache
 from streampilot.store.orm import Cluster
+
+if TYPE_CHECKING:
+    from streampilot.k8s.client import KubeApi
+
+
+async def connect(kubeconfig: str | None, context: str | None, timeout_s: float = 10.0) -> KubeApi:
+    """A Kubernetes API connection; the client library is loaded on first use (it costs ~50 MB)."""
+    from streampilot.k8s.client import KubeApi
+
+    return await KubeApi.connect(kubeconfig, context, timeout_s=timeout_s)
+
 
 LABELS = {"managed-by": "streampilot"}
 
@@ -95,7 +106,7 @@ async def _rest_answers(
 async def check_connection(options: K8sOptions) -> None:
     """Registration-time checks: the kubeconfig works and the namespace exists (field errors)."""
     try:
-        api = await KubeApi.connect(options.kubeconfig, options.context, timeout_s=5)
+        api = await connect(options.kubeconfig, options.context, timeout_s=5)
     except KubeConfigError as exc:
         raise SpecError.one("options.kubeconfig", str(exc)) from None
     try:
@@ -120,7 +131,7 @@ class KubernetesClusters:
     async def api(self, cluster: Cluster) -> KubeApi:
         if cluster.id not in self.apis:
             o = options_of(cluster)
-            self.apis[cluster.id] = await KubeApi.connect(o.kubeconfig, o.context)
+            self.apis[cluster.id] = await connect(o.kubeconfig, o.context)
         return self.apis[cluster.id]
 
     def _watched(self, store: dict[int, ResourceCache], cluster: Cluster, plural: str, selector: str) -> ResourceCache:
@@ -130,7 +141,7 @@ class KubernetesClusters:
             o = options_of(cluster)
             # Streams end every 10 s: a hung API server shows up as Unknown well within lost_after.
             cache = ResourceCache(
-                lambda: KubeApi.connect(o.kubeconfig, o.context),
+                lambda: connect(o.kubeconfig, o.context),
                 plural,
                 o.namespace,
                 label_selector=selector,

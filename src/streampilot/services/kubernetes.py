@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streampilot.domain.apps import IMAGE_JAR_PROPERTY, AppKind, AppSpec
 from streampilot.domain.errors import FieldProblem, SpecError
@@ -31,10 +31,13 @@ from streampilot.domain.k8s import (
 )
 from streampilot.domain.sqlscript import parse_script
 from streampilot.flink.launch import PYTHON_DRIVER, RUNNER_CLASS, encode_statements
-from streampilot.k8s.client import KubeApi, KubeError, KubeNotFound, KubeRejected
+from streampilot.k8s.errors import KubeError, KubeNotFound, KubeRejected
 from streampilot.services.errors import Conflict, Unavailable
 from streampilot.services.k8s_clusters import LABELS, KubernetesClusters, options_of, plural_of
 from streampilot.store.orm import Cluster
+
+if TYPE_CHECKING:
+    from streampilot.k8s.client import KubeApi
 
 
 @dataclass
