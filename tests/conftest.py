@@ -117,7 +117,7 @@ def test_settings(home: Path, db: str) -> Settings:
         home=home,
         database_url=db,
         tracking=TrackingSettings(tick_s=0.3, lost_after_s=5, submit_grace_s=10, detail_every_s=0.5),
-        flink=FlinkSettings(request_timeout_s=3, submit_timeout_s=120, savepoint_timeout_s=120),
+        flink=FlinkSettings(request_timeout_s=3, submit_timeout_s=120, savepoint_timeout_s=120, start_wait_s=30),
     )
 
 

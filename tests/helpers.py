@@ -43,3 +43,35 @@ async def events(api: httpx.AsyncClient, app_id: int) -> list[dict[str, Any]]:
     assert resp.status_code == 200
     result: list[dict[str, Any]] = resp.json()
     return result
+
+
+async def wait_operation(api: httpx.AsyncClient, op_id: int, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    op: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        resp = await api.get(f"/api/v1/operations/{op_id}")
+        assert resp.status_code == 200, resp.text
+        op = resp.json()
+        if op["state"] in ("succeeded", "failed"):
+            return op
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"operation {op_id} did not end within {timeout} s: {op}")
+
+
+async def act(
+    api: httpx.AsyncClient,
+    app_id: int,
+    verb: str,
+    body: dict[str, Any] | None = None,
+    *,
+    expect: str | None = "succeeded",
+    timeout: float = 180,
+) -> dict[str, Any]:
+    """A lifecycle verb through the API: 202 with its operation, then the operation once it ended."""
+    path = "savepoints" if verb == "savepoint" else verb
+    resp = await api.post(f"/api/v1/apps/{app_id}/{path}", json=body)
+    assert resp.status_code == 202, resp.text
+    op = await wait_operation(api, resp.json()["operation"]["id"], timeout)
+    if expect is not None:
+        assert op["state"] == expect, op
+    return op

@@ -21,8 +21,18 @@ from rich.table import Table
 
 from streampilot.settings import Settings, SettingsError
 
-console = Console()
-err = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets rich output; a pipe or file gets every value whole: never wrapped or cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=100_000, soft_wrap=True, no_color=True, highlight=False)
+
+
+console = _console()
+err = _console(stderr=True)
+OUTPUTS = ("table", "json", "yaml")
 
 ACTIVE = {"STARTING", "RUNNING", "RESTARTING", "FAILING", "STOPPING"}
 
@@ -30,6 +40,38 @@ ACTIVE = {"STARTING", "RUNNING", "RESTARTING", "FAILING", "STOPPING"}
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
     sys.exit(code)
+
+
+def output_option(f: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--output",
+        "-o",
+        "output",
+        type=click.Choice(OUTPUTS),
+        default="table",
+        show_default=True,
+        help="table for people; json or yaml for scripts (every field, nothing cut).",
+    )(f)
+
+
+Column = tuple[str, Callable[[dict[str, Any]], Any]]
+
+
+def emit(data: Any, output: str, columns: list[Column] | None = None) -> None:
+    """Print API data as a table (the given columns), or whole as JSON or YAML."""
+    if output == "json":
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    if output == "yaml":
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+        return
+    if columns is None:
+        console.print_json(json.dumps(data, default=str))
+        return
+    table = Table(*(name for name, _ in columns))
+    for row in data:
+        table.add_row(*("-" if (v := get(row)) is None or v == "" else str(v) for _, get in columns))
+    console.print(table)
 
 
 # ---- server --------------------------------------------------------------------------------
@@ -90,14 +132,18 @@ def _error_text(resp: httpx.Response) -> str:
     except ValueError:
         return f"HTTP {resp.status_code}: {resp.text[:300]}"
     if isinstance(detail, list):
-        parts = []
-        for p in detail:
-            where = p.get("field", "")
-            if p.get("line"):
-                where += f" (line {p['line']}" + (f", column {p['column']})" if p.get("column") else ")")
-            parts.append(f"{where}: {p.get('message')}")
-        return "; ".join(parts)
+        return _problem_text(detail)
     return str(detail)
+
+
+def _problem_text(problems: list[dict[str, Any]]) -> str:
+    parts = []
+    for p in problems:
+        where = p.get("field", "")
+        if p.get("line"):
+            where += f" (line {p['line']}" + (f", column {p['column']})" if p.get("column") else ")")
+        parts.append(f"{where}: {p.get('message')}")
+    return "; ".join(parts)
 
 
 def _ref(api: Api, ref: str, collection: str = "apps") -> int:
@@ -164,53 +210,70 @@ def app_update(ref: str, file: str) -> None:
     )
 
 
+def _tasks(st: dict[str, Any]) -> str | None:
+    return f"{st['tasks_running']}/{st['tasks_total']}" if st["tasks_total"] is not None else None
+
+
 @app.command("list")
-def app_list() -> None:
+@output_option
+def app_list(output: str) -> None:
     """List applications with their state."""
-    rows = Api().call("GET", "/apps")
-    table = Table("id", "name", "kind", "state", "job state", "tasks", "job id", "verified")
-    table.columns[1].no_wrap = True
-    for a in rows:
-        st = a["status"]
-        tasks = f"{st['tasks_running']}/{st['tasks_total']}" if st["tasks_total"] is not None else "-"
-        state = st["state"] + (" (unconfirmed)" if st["unconfirmed_since"] else "")
-        table.add_row(
-            str(a["id"]),
-            a["name"],
-            a["kind"],
-            state,
-            st["job_state"] or "-",
-            tasks,
-            st["job_id"] or "-",
-            {True: "yes", False: "NO", None: "-"}[st["config_verified"]],
-        )
-    console.print(table)
+    emit(
+        Api().call("GET", "/apps"),
+        output,
+        [
+            ("id", lambda a: a["id"]),
+            ("name", lambda a: a["name"]),
+            ("kind", lambda a: a["kind"]),
+            ("state", lambda a: a["status"]["state"] + (" (unconfirmed)" if a["status"]["unconfirmed_since"] else "")),
+            ("job state", lambda a: a["status"]["job_state"]),
+            ("tasks", lambda a: _tasks(a["status"])),
+            ("job id", lambda a: a["status"]["job_id"]),
+            ("verified", lambda a: {True: "yes", False: "NO", None: "-"}[a["status"]["config_verified"]]),
+        ],
+    )
 
 
 @app.command("show")
 @click.argument("ref")
-def app_show(ref: str) -> None:
-    """Show one application (id or name) as JSON."""
+@output_option
+def app_show(ref: str, output: str) -> None:
+    """Show one application (id or name); the table output is JSON, as the fields nest."""
     api = Api()
-    console.print_json(json.dumps(api.call("GET", f"/apps/{_ref(api, ref)}")))
+    emit(api.call("GET", f"/apps/{_ref(api, ref)}"), output)
 
 
-def _wait(api: Api, app_id: int, until: set[str], timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    last = None
-    with console.status("waiting ...") as status:
-        while time.monotonic() < deadline:
-            a: dict[str, Any] = api.call("GET", f"/apps/{app_id}")
-            st = a["status"]
-            tasks = f"{st['tasks_running']}/{st['tasks_total']}"
-            text = f"{a['name']}: {st['state']} (Flink: {st['job_state'] or '-'}, tasks {tasks})"
-            if text != last:
-                status.update(text)
-                last = text
-            if st["state"] in until:
-                return a
-            time.sleep(0.5)
-    fail(f"gave up waiting after {timeout:.0f} s; last: {last}")
+def follow(api: Api, op: dict[str, Any], no_wait: bool) -> dict[str, Any]:
+    """Follow an operation to its end, its steps as a live line; ``--no-wait`` prints its id and stops."""
+    if no_wait:
+        click.echo(op["id"])
+        sys.exit(0)
+    seen = 0
+    deadline = time.monotonic() + 3600
+    with err.status(f"{op['verb']} (operation {op['id']}) ...") as status:
+        while True:
+            for step in op["steps"][seen:]:
+                err.print(f"  {step['at'][11:19]} {step['text']}", highlight=False, markup=False)
+                status.update(step["text"])
+            seen = len(op["steps"])
+            if op["state"] in ("succeeded", "failed"):
+                break
+            if time.monotonic() > deadline:
+                fail(
+                    f"operation {op['id']} is still {op['state']}; "
+                    f"follow it with 'streampilot operation wait {op['id']}'"
+                )
+            time.sleep(0.3)
+            op = api.call("GET", f"/operations/{op['id']}")
+    if op["state"] == "failed":
+        problems = op.get("problems")
+        fail(_problem_text(problems) if problems else str(op["error"]))
+    return op
+
+
+def _post_operation(api: Api, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, dict[str, Any]] = api.call("POST", path, json=body)
+    return answer["operation"]
 
 
 @app.command("start")
@@ -218,7 +281,7 @@ def _wait(api: Api, app_id: int, until: set[str], timeout: float = 180) -> dict[
 @click.option("--restore", default="none", show_default=True, help='"none", "latest" or a savepoint path.')
 @click.option("--allow-non-restored-state", is_flag=True)
 @click.option("--version", "version", type=int, default=None, help="Version to run (default: current).")
-@click.option("--no-wait", is_flag=True, help="Return once submitted instead of waiting for RUNNING.")
+@click.option("--no-wait", is_flag=True, help="Print the operation id at once instead of waiting for RUNNING.")
 def app_start(ref: str, restore: str, allow_non_restored_state: bool, version: int | None, no_wait: bool) -> None:
     """Start an application and wait until it runs."""
     api = Api()
@@ -226,84 +289,147 @@ def app_start(ref: str, restore: str, allow_non_restored_state: bool, version: i
     body: dict[str, Any] = {"restore": restore, "allow_non_restored_state": allow_non_restored_state}
     if version:
         body["version"] = version
-    a = api.call("POST", f"/apps/{app_id}/start", json=body)
-    console.print(f"submitted job {a['status']['job_id']}")
-    if no_wait:
-        return
-    a = _wait(api, app_id, {"RUNNING", "FAILED", "CANCELED", "FINISHED", "LOST"})
-    state = a["status"]["state"]
-    if state != "RUNNING":
-        fail(f"{a['name']} ended {state}; see 'streampilot app events {a['name']}'")
-    console.print(f"[green]{a['name']} is RUNNING[/green] (job {a['status']['job_id']})")
+    op = follow(api, _post_operation(api, f"/apps/{app_id}/start", body), no_wait)
+    a = api.call("GET", f"/apps/{app_id}")
+    state = (op["result"] or {}).get("state", a["status"]["state"])
+    if state == "RUNNING":
+        console.print(f"{a['name']} is RUNNING (job {a['status']['job_id']})")
+    else:
+        console.print(f"{a['name']} is {state} (job {a['status']['job_id']}); the platform keeps watching it")
 
 
 @app.command("stop")
 @click.argument("ref")
 @click.option("--no-savepoint", is_flag=True, help="Cancel without a savepoint.")
 @click.option("--drain", is_flag=True, help="Drain the pipeline (emit final watermark) before stopping.")
-def app_stop(ref: str, no_savepoint: bool, drain: bool) -> None:
+@click.option("--no-wait", is_flag=True, help="Print the operation id at once.")
+def app_stop(ref: str, no_savepoint: bool, drain: bool, no_wait: bool) -> None:
     """Stop an application, with a savepoint unless --no-savepoint."""
     api = Api()
     app_id = _ref(api, ref)
-    with console.status("stopping ..."):
-        a = api.call("POST", f"/apps/{app_id}/stop", json={"savepoint": not no_savepoint, "drain": drain})
-    console.print(f"{a['name']} is {a['status']['state']}")
+    op = follow(
+        api, _post_operation(api, f"/apps/{app_id}/stop", {"savepoint": not no_savepoint, "drain": drain}), no_wait
+    )
+    result = op["result"] or {}
+    a = api.call("GET", f"/apps/{app_id}")
+    where = f"; savepoint {result['savepoint']}" if result.get("savepoint") else ""
+    console.print(f"{a['name']} is {result.get('state', a['status']['state'])}{where}")
 
 
 @app.command("upgrade")
 @click.argument("ref")
 @click.option("--version", "version", type=int, default=None, help="Version to run (default: current).")
 @click.option("--drain", is_flag=True, help="Session clusters: drain the pipeline before the savepoint.")
-def app_upgrade(ref: str, version: int | None, drain: bool) -> None:
+@click.option("--no-wait", is_flag=True, help="Print the operation id at once.")
+def app_upgrade(ref: str, version: int | None, drain: bool, no_wait: bool) -> None:
     """Run another version of a running application, keeping its state (savepoint and restore)."""
     api = Api()
     app_id = _ref(api, ref)
     body: dict[str, Any] = {"drain": drain}
     if version:
         body["version"] = version
-    with console.status("upgrading ..."):
-        a = api.call("POST", f"/apps/{app_id}/upgrade", json=body)
-    a = _wait(api, app_id, {"RUNNING", "FAILED", "CANCELED", "FINISHED", "LOST"})
-    if a["status"]["state"] != "RUNNING":
-        fail(f"{a['name']} ended {a['status']['state']}; see 'streampilot app events {a['name']}'")
-    console.print(f"[green]{a['name']} runs version {a['running_version']}[/green] (job {a['status']['job_id']})")
+    follow(api, _post_operation(api, f"/apps/{app_id}/upgrade", body), no_wait)
+    a = api.call("GET", f"/apps/{app_id}")
+    console.print(
+        f"{a['name']} runs version {a['running_version']} (job {a['status']['job_id']}, {a['status']['state']})"
+    )
 
 
 @app.command("cancel")
 @click.argument("ref")
-def app_cancel(ref: str) -> None:
+@click.option("--no-wait", is_flag=True, help="Print the operation id at once.")
+def app_cancel(ref: str, no_wait: bool) -> None:
     """Cancel an application's job."""
     api = Api()
-    with console.status("canceling ..."):
-        a = api.call("POST", f"/apps/{_ref(api, ref)}/cancel")
-    console.print(f"{a['name']} is {a['status']['state']}")
+    app_id = _ref(api, ref)
+    op = follow(api, _post_operation(api, f"/apps/{app_id}/cancel"), no_wait)
+    console.print(f"{api.call('GET', f'/apps/{app_id}')['name']} is {(op['result'] or {}).get('state', '?')}")
 
 
 @app.command("savepoint")
 @click.argument("ref")
-def app_savepoint(ref: str) -> None:
-    """Trigger a savepoint and print its path."""
+@click.option("--no-wait", is_flag=True, help="Print the operation id at once.")
+def app_savepoint(ref: str, no_wait: bool) -> None:
+    """Trigger a savepoint and print its path (alone on standard output, for scripts)."""
     api = Api()
-    with console.status("taking a savepoint ..."):
-        out = api.call("POST", f"/apps/{_ref(api, ref)}/savepoints")
-    console.print(out["path"])
+    op = follow(api, _post_operation(api, f"/apps/{_ref(api, ref)}/savepoints"), no_wait)
+    click.echo(op["result"]["path"])
+
+
+@app.command("operations")
+@click.argument("ref")
+@output_option
+def app_operations(ref: str, output: str) -> None:
+    """An application's operations, newest first."""
+    api = Api()
+    emit(api.call("GET", f"/apps/{_ref(api, ref)}/operations"), output, OPERATION_COLUMNS)
+
+
+OPERATION_COLUMNS: list[Column] = [
+    ("id", lambda o: o["id"]),
+    ("verb", lambda o: o["verb"]),
+    ("state", lambda o: o["state"]),
+    ("by", lambda o: o["actor"] or o["cause"]),
+    ("created (UTC)", lambda o: o["created_at"][:19].replace("T", " ")),
+    ("last step", lambda o: o["steps"][-1]["text"] if o["steps"] else None),
+]
+
+
+@main.group()
+def operation() -> None:
+    """Operations: lifecycle verbs and their steps."""
+
+
+@operation.command("show")
+@click.argument("op_id", type=int)
+@output_option
+def operation_show(op_id: int, output: str) -> None:
+    """Show an operation with its steps."""
+    op = Api().call("GET", f"/operations/{op_id}")
+    if output != "table":
+        emit(op, output)
+        return
+    emit([op], output, OPERATION_COLUMNS[:5])
+    emit(op["steps"], output, [("at (UTC)", lambda s: s["at"][:23].replace("T", " ")), ("step", lambda s: s["text"])])
+    if op["error"]:
+        console.print(f"error: {op['error']}", highlight=False, markup=False)
+    if op["result"]:
+        console.print(f"result: {json.dumps(op['result'])}", highlight=False, markup=False)
+
+
+@operation.command("wait")
+@click.argument("op_id", type=int)
+def operation_wait(op_id: int) -> None:
+    """Follow an operation until it ends; exit 1 if it failed."""
+    api = Api()
+    op = follow(api, api.call("GET", f"/operations/{op_id}"), False)
+    console.print(f"operation {op_id} ({op['verb']}) {op['state']}")
 
 
 @app.command("events")
 @click.argument("ref")
-def app_events(ref: str) -> None:
+@output_option
+def app_events(ref: str, output: str) -> None:
     """Show an application's timeline."""
     api = Api()
-    table = Table("time (UTC)", "from", "to", "cause", "detail")
-    for e in api.call("GET", f"/apps/{_ref(api, ref)}/events"):
-        table.add_row(e["at"][:23].replace("T", " "), e["from_state"] or "", e["to_state"], e["cause"], e["detail"])
-    console.print(table)
+    emit(
+        api.call("GET", f"/apps/{_ref(api, ref)}/events"),
+        output,
+        [
+            ("time (UTC)", lambda e: e["at"][:23].replace("T", " ")),
+            ("from", lambda e: e["from_state"]),
+            ("to", lambda e: e["to_state"]),
+            ("cause", lambda e: e["cause"]),
+            ("detail", lambda e: e["detail"]),
+        ],
+    )
 
 
 @app.command("versions")
 @click.argument("ref")
 @click.option("--diff", nargs=2, type=int, default=None, help="Show the diff between two versions.")
-def app_versions(ref: str, diff: tuple[int, int] | None) -> None:
+@output_option
+def app_versions(ref: str, diff: tuple[int, int] | None, output: str) -> None:
     """List an application's versions, or diff two of them."""
     api = Api()
     app_id = _ref(api, ref)
@@ -314,10 +440,16 @@ def app_versions(ref: str, diff: tuple[int, int] | None) -> None:
             highlight=False,
         )
         return
-    table = Table("version", "created (UTC)", "kind", "parallelism")
-    for v in api.call("GET", f"/apps/{app_id}/versions"):
-        table.add_row(str(v["version"]), str(v["created_at"])[:19], v["spec"]["kind"], str(v["spec"]["parallelism"]))
-    console.print(table)
+    emit(
+        api.call("GET", f"/apps/{app_id}/versions"),
+        output,
+        [
+            ("version", lambda v: v["version"]),
+            ("created (UTC)", lambda v: str(v["created_at"])[:19]),
+            ("kind", lambda v: v["spec"]["kind"]),
+            ("parallelism", lambda v: v["spec"]["parallelism"]),
+        ],
+    )
 
 
 @app.command("attach")
@@ -336,12 +468,20 @@ def jobs() -> None:
 
 
 @jobs.command("unmanaged")
-def jobs_unmanaged() -> None:
+@output_option
+def jobs_unmanaged(output: str) -> None:
     """List jobs running on known clusters that no application owns."""
-    table = Table("cluster", "job id", "name", "state", "tasks")
-    for j in Api().call("GET", "/jobs/unmanaged"):
-        table.add_row(j["cluster"], j["job_id"], j["name"], j["state"], f"{j['tasks_running']}/{j['tasks_total']}")
-    console.print(table)
+    emit(
+        Api().call("GET", "/jobs/unmanaged"),
+        output,
+        [
+            ("cluster", lambda j: j["cluster"]),
+            ("job id", lambda j: j["job_id"]),
+            ("name", lambda j: j["name"]),
+            ("state", lambda j: j["state"]),
+            ("tasks", lambda j: f"{j['tasks_running']}/{j['tasks_total']}"),
+        ],
+    )
 
 
 @main.group()
@@ -397,19 +537,22 @@ def _cluster_action(ref: str, action: str, done: str) -> None:
 
 
 @cluster.command("list")
-def cluster_list() -> None:
+@output_option
+def cluster_list(output: str) -> None:
     """List clusters."""
-    table = Table("id", "name", "kind", "REST", "Flink", "kept running")
-    for c in Api().call("GET", "/clusters"):
-        table.add_row(
-            str(c["id"]),
-            c["name"],
-            c["kind"],
-            c["rest_url"] or "-",
-            c["flink_version"] or "-",
-            "yes" if c["desired_running"] else "no",
-        )
-    console.print(table)
+    emit(
+        Api().call("GET", "/clusters"),
+        output,
+        [
+            ("id", lambda c: c["id"]),
+            ("name", lambda c: c["name"]),
+            ("kind", lambda c: c["kind"]),
+            ("state", lambda c: c.get("state")),
+            ("REST", lambda c: c["rest_url"]),
+            ("Flink", lambda c: c["flink_version"]),
+            ("kept running", lambda c: "yes" if c["desired_running"] else "no"),
+        ],
+    )
 
 
 @main.group("flink-home")
@@ -418,12 +561,20 @@ def flink_home() -> None:
 
 
 @flink_home.command("list")
-def flink_home_list() -> None:
+@output_option
+def flink_home_list(output: str) -> None:
     """List registered Flink homes."""
-    table = Table("id", "name", "version", "path", "bundled")
-    for h in Api().call("GET", "/flink-homes"):
-        table.add_row(str(h["id"]), h["name"], h["version"], h["path"], "yes" if h["bundled"] else "")
-    console.print(table)
+    emit(
+        Api().call("GET", "/flink-homes"),
+        output,
+        [
+            ("id", lambda h: h["id"]),
+            ("name", lambda h: h["name"]),
+            ("version", lambda h: h["version"]),
+            ("path", lambda h: h["path"]),
+            ("bundled", lambda h: "yes" if h["bundled"] else ""),
+        ],
+    )
 
 
 @main.command("sql-runner-jar")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,14 +29,10 @@ def serve(settings: Settings, *, host: str | None, port: int | None, example: bo
         else:
             log.info("admin API token is in %s", settings.token_file)
         platform.start_loops()
+        bring_up = None
         if local_cluster:
-            started = await platform.start_local_clusters(create_default=True)
-            for c in started:
-                log.info("local Flink cluster %r running; its UI: %s", c.name, c.rest_url)
-            if example and started:
-                app = await platform.create_example(started[0].id)
-                if app is not None:
-                    log.info("example application %r started (job %s)", app.name, app.job_id)
+            # The API answers at once; the local cluster shows STARTING until it is ready.
+            bring_up = platform.bring_up_in_background(example=example)
         log.info(
             "streampilot ready on http://%s:%s (API docs at /docs)",
             host or settings.server.host,
@@ -44,6 +41,9 @@ def serve(settings: Settings, *, host: str | None, port: int | None, example: bo
         try:
             yield
         finally:
+            if bring_up is not None:
+                bring_up.cancel()
+                await asyncio.gather(bring_up, return_exceptions=True)
             await platform.stop_loops()
             if local_cluster:
                 log.info("stopping the local Flink clusters started by this server")

@@ -27,6 +27,8 @@ class FlinkSettings:
     # jar run runs the user's main() inside the JobManager: allow it more time than a plain call.
     submit_timeout_s: float = 120.0
     savepoint_timeout_s: float = 300.0
+    # A start operation follows its job this long; a job still waiting for slots is left to the tracker.
+    start_wait_s: float = 120.0
     local_slots: int = 4
     local_ready_timeout_s: float = 60.0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import wait_app, wait_state
+from tests.helpers import act, wait_app, wait_state
 
 pytestmark = [pytest.mark.flink]
 JOBS = Path(__file__).parent / "jobs"
@@ -56,9 +56,10 @@ async def test_jar_app_runs_savepoints_and_restores(api: httpx.AsyncClient, flin
     app = await wait_app(api, app_id, lambda a: a["status"]["config_verified"] is not None, what="verification")
     assert app["status"]["config_verified"] is True, app["status"]["config_mismatches"]
 
-    stopped = await api.post(f"/api/v1/apps/{app_id}/stop", json={"savepoint": True})
-    assert stopped.status_code == 200 and stopped.json()["status"]["state"] == "FINISHED"
+    stopped = await act(api, app_id, "stop", {"savepoint": True})
+    assert stopped["result"]["state"] == "FINISHED"
     savepoint = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()[0]["path"]
+    assert stopped["result"]["savepoint"] == savepoint
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={"restore": savepoint})).status_code == 202
     app = await wait_app(
         api,
@@ -69,9 +70,7 @@ async def test_jar_app_runs_savepoints_and_restores(api: httpx.AsyncClient, flin
         ),
         what="restored and running",
     )
-    cancel = await api.post(f"/api/v1/apps/{app_id}/cancel")
-    assert cancel.status_code == 200, cancel.text
-    assert cancel.json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
 
 
 async def test_python_app_runs(api: httpx.AsyncClient, flink: int) -> None:
@@ -89,6 +88,5 @@ async def test_python_app_runs(api: httpx.AsyncClient, flink: int) -> None:
     app_id = resp.json()["id"]
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
     await wait_state(api, app_id, "RUNNING", timeout=90)
-    assert (await api.post(f"/api/v1/apps/{app_id}/savepoints")).status_code == 201
-    cancel = await api.post(f"/api/v1/apps/{app_id}/cancel")
-    assert cancel.json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "savepoint"))["result"]["path"].startswith("file:")
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"

@@ -1,8 +1,10 @@
-"""Restart of the platform loses nothing: SIGKILL while an app is STARTING, then start again.
+"""Restart of the platform loses nothing: SIGKILL in the middle of an operation, then start again.
 
-The submission is held up in a proxy so the platform dies after recording the job id but before
-Flink answered; Flink then starts the job anyway. Afterwards exactly one Flink job exists for the
-app, the restarted platform found it (no second submission) and shows it RUNNING."""
+Requests to Flink are held up in a proxy so the platform dies in the middle: after recording the job
+id but before Flink answered the submission (Flink then starts the job anyway: exactly one job, found
+by the restarted platform, RUNNING), or after Flink accepted a stop with savepoint but before its
+outcome was known (the restarted platform asks Flink for it: the operation succeeds, the app FINISHED).
+Either way the operation ends in a definite state and the app's state is Flink's."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pytest
 
 from streampilot.flink.local import LocalCluster, free_port
 from tests.faultproxy import FaultProxy
-from tests.helpers import DATAGEN_SQL, wait_state
+from tests.helpers import DATAGEN_SQL, act, wait_operation, wait_state
 
 pytestmark = [pytest.mark.flink, pytest.mark.slow]
 
@@ -70,7 +72,9 @@ async def test_sigkill_while_starting_leaves_exactly_one_job(
             app_id = app.json()["id"]
 
             proxy.slow_s, proxy.mode = 3.0, "slow"
-            start = asyncio.create_task(api.post(f"/api/v1/apps/{app_id}/start", json={}))
+            start = await api.post(f"/api/v1/apps/{app_id}/start", json={})
+            assert start.status_code == 202, start.text  # answered at once; the submission goes on
+            op_id = start.json()["operation"]["id"]
             for _ in range(200):
                 if any("/run" in p for p in proxy.paths):
                     break
@@ -79,13 +83,15 @@ async def test_sigkill_while_starting_leaves_exactly_one_job(
                 raise AssertionError(f"the submission never reached the proxy: {proxy.paths}")
             server.send_signal(signal.SIGKILL)
             server.wait(timeout=10)
-            with pytest.raises(httpx.HTTPError):
-                await start
             proxy.mode = "ok"
             await asyncio.sleep(3.5)  # the held-up submission reaches Flink after the platform died
 
             server = await start_server(env, log)
             app_now = await wait_state(api, app_id, "RUNNING", timeout=60)
+            # The start operation was resumed from the job id it had stored, and ended.
+            op = await wait_operation(api, op_id, 60)
+            assert op["state"] == "succeeded", op
+            assert "resumed after a platform restart" in [s["text"] for s in op["steps"]]
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=30)
@@ -94,3 +100,65 @@ async def test_sigkill_while_starting_leaves_exactly_one_job(
     assert len(mine) == 1, mine
     assert mine[0]["jid"] == app_now["status"]["job_id"]
     httpx.patch(f"{flink_cluster.layout.rest_url}/jobs/{mine[0]['jid']}", params={"mode": "cancel"})
+
+
+async def test_sigkill_during_stop_with_savepoint_ends_the_operation_and_tells_the_truth(
+    tmp_path: Path, proxy: FaultProxy, flink_cluster: LocalCluster
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "STREAMPILOT_HOME": str(tmp_path / "home"),
+        "STREAMPILOT_PORT": str(port),
+        "STREAMPILOT_TRACKING_TICK_S": "0.5",
+    }
+    log = tmp_path / "server.log"
+    server = await start_server(env, log)
+    token = (tmp_path / "home" / "admin.token").read_text().strip()
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
+        try:
+            c = await api.post(
+                "/api/v1/clusters", json={"name": "via-proxy", "kind": "standalone", "rest_url": proxy.url}
+            )
+            assert c.status_code == 201, c.text
+            body = {
+                "name": "stop-victim",
+                "kind": "sql",
+                "cluster_id": c.json()["id"],
+                "sql": DATAGEN_SQL,
+                "checkpointing": {"interval_s": 1},
+            }
+            app_id = (await api.post("/api/v1/apps", json=body)).json()["id"]
+            job_id = (await act(api, app_id, "start"))["result"]["job_id"]
+
+            proxy.slow_s, proxy.mode = 1.5, "slow"  # Flink's answers about the savepoint come late ...
+            stop = await api.post(f"/api/v1/apps/{app_id}/stop", json={"savepoint": True})
+            assert stop.status_code == 202, stop.text
+            op_id = stop.json()["operation"]["id"]
+            for _ in range(300):  # ... and the platform dies once Flink accepted the stop
+                op = (await api.get(f"/api/v1/operations/{op_id}")).json()
+                if "trigger" in (op["result"] or {}):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"the stop was never triggered: {op}")
+            assert op["state"] == "running"
+            server.send_signal(signal.SIGKILL)
+            server.wait(timeout=10)
+            proxy.mode = "ok"
+
+            server = await start_server(env, log)
+            op = await wait_operation(api, op_id, 60)
+            app = await wait_state(api, app_id, "FINISHED", timeout=30)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+    assert op["state"] == "succeeded", op
+    steps = [s["text"] for s in op["steps"]]
+    assert "resumed after a platform restart" in steps
+    path = op["result"]["savepoint"]
+    assert Path(path.removeprefix("file:"), "_metadata").exists()
+    assert app["status"]["job_id"] == job_id
+    flink_job = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/{job_id}").json()
+    assert flink_job["state"] == "FINISHED"  # the app's state is Flink's

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.helpers import DATAGEN_SQL, events, wait_app, wait_state
+from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state
 
 pytestmark = [pytest.mark.flink]
 
@@ -33,11 +33,13 @@ async def test_run_checkpoint_savepoint_stop_restore_cancel(api: httpx.AsyncClie
         flink,
         restart_strategy={"type": "failure-rate", "max_failures": 3, "interval_s": 300, "delay_s": 2},
     )
-    resp = await api.post(f"/api/v1/apps/{app_id}/start", json={"restore": "none"})
-    assert resp.status_code == 202, resp.text
-    job1 = resp.json()["status"]["job_id"]
+    started = await act(api, app_id, "start", {"restore": "none"})
+    job1 = started["result"]["job_id"]
+    assert started["result"]["state"] == "RUNNING"
+    assert any(s["text"].startswith(f"submitting job {job1}") for s in started["steps"])
 
     app = await wait_state(api, app_id, "RUNNING")
+    assert app["status"]["job_id"] == job1
     assert app["status"]["tasks_running"] == app["status"]["tasks_total"] > 0
 
     # Checkpoints complete, and the settings are verified from Flink's readback.
@@ -61,21 +63,17 @@ async def test_run_checkpoint_savepoint_stop_restore_cancel(api: httpx.AsyncClie
     assert checkpoints["retained"] and checkpoints["retained"][0]["kind"] == "checkpoint"
     assert (await api.get(f"/api/v1/apps/{app_id}/exceptions")).json() == []
 
-    resp = await api.post(f"/api/v1/apps/{app_id}/savepoints")
-    assert resp.status_code == 201, resp.text
-    manual = resp.json()["path"]
+    manual = (await act(api, app_id, "savepoint"))["result"]["path"]
     assert Path(urlparse(manual).path, "_metadata").exists()
 
-    resp = await api.post(f"/api/v1/apps/{app_id}/stop", json={"savepoint": True, "drain": False})
-    assert resp.status_code == 200, resp.text
-    assert resp.json()["status"]["state"] == "FINISHED"
+    stopped = await act(api, app_id, "stop", {"savepoint": True, "drain": False})
+    assert stopped["result"]["state"] == "FINISHED"
+    assert (await api.get(f"/api/v1/apps/{app_id}")).json()["status"]["state"] == "FINISHED"
     saved = [s["path"] for s in (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()]
     assert saved[1] == manual and len(saved) == 2
     stop_savepoint = saved[0]
 
-    resp = await api.post(f"/api/v1/apps/{app_id}/start", json={"restore": "latest"})
-    assert resp.status_code == 202, resp.text
-    job2 = resp.json()["status"]["job_id"]
+    job2 = (await act(api, app_id, "start", {"restore": "latest"}))["result"]["job_id"]
     assert job2 != job1
     await wait_state(api, app_id, "RUNNING")
     app = await wait_app(
@@ -86,9 +84,7 @@ async def test_run_checkpoint_savepoint_stop_restore_cancel(api: httpx.AsyncClie
     )
     assert app["status"]["last_checkpoint"]["restored_from"] == stop_savepoint
 
-    resp = await api.post(f"/api/v1/apps/{app_id}/cancel")
-    assert resp.status_code == 200, resp.text
-    assert resp.json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
 
     timeline = [(e["from_state"], e["to_state"], e["cause"]) for e in await events(api, app_id)]
     assert (None, "CREATED", "user") in timeline
@@ -120,6 +116,6 @@ async def test_second_start_while_starting_is_409_and_one_job(
     # Deleting a running app is refused; after cancel it works.
     resp = await api.delete(f"/api/v1/apps/{app_id}")
     assert resp.status_code == 409
-    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).status_code == 200
+    await act(api, app_id, "cancel")
     assert (await api.delete(f"/api/v1/apps/{app_id}")).status_code == 204
     assert (await api.get(f"/api/v1/apps/{app_id}")).status_code == 404

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from streampilot.flink.homes import bundled_home_path
-from tests.helpers import DATAGEN_SQL, events, wait_app, wait_state
+from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state
 
 pytestmark = [pytest.mark.flink]
 
@@ -37,7 +37,7 @@ async def test_edit_diff_and_run_a_chosen_version(api: httpx.AsyncClient, flink:
     launch = (await api.get(f"/api/v1/apps/{app_id}/launch-config")).json()
     assert launch["submitted"]["parallelism.default"] == "1"
     assert launch["current"]["parallelism.default"] == "2"
-    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
 
     unknown = await api.post(f"/api/v1/apps/{app_id}/start", json={"version": 9})
     assert unknown.status_code == 404
@@ -57,8 +57,8 @@ async def test_upgrade_runs_the_new_version_from_a_savepoint_of_the_old(
     old_job = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     await api.patch(f"/api/v1/apps/{app_id}", json={"parallelism": 2})
 
-    upgraded = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
-    assert upgraded.status_code == 200, upgraded.text
+    upgraded = await act(api, app_id, "upgrade", {})
+    assert upgraded["result"]["version"] == 2 and upgraded["result"]["state"] == "RUNNING"
     app = await wait_state(api, app_id, "RUNNING")
     assert app["running_version"] == 2 and app["status"]["job_id"] != old_job
     savepoint = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()[0]
@@ -74,7 +74,7 @@ async def test_upgrade_runs_the_new_version_from_a_savepoint_of_the_old(
     assert app["status"]["config_verified"] is True
     assert app["status"]["last_checkpoint"]["restored_from"] == savepoint["path"]
     assert any("upgrade from version 1" in e["detail"] for e in await events(api, app_id))
-    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
 
 
 async def test_flink_home_registration(api: httpx.AsyncClient) -> None:

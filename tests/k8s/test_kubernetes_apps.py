@@ -13,7 +13,7 @@ import pytest
 from streampilot.domain.k8s import DEPLOYMENTS
 from streampilot.services.platform import Platform
 from streampilot.web.pages import COOKIE
-from tests.helpers import events, wait_app, wait_state
+from tests.helpers import act, events, wait_app, wait_state
 from tests.k8s.conftest import NS, add_cluster, jar_app, jobmanager
 from tests.k8s.operator_sim import OperatorSimulator, jobmanager_pod
 from tests.k8s_emulator import KubeEmulator
@@ -56,12 +56,11 @@ async def test_deploy_run_savepoint_stop_restore_cancel(
     assert spec["flinkConfiguration"]["restart-strategy.type"] == "fixed-delay"
     assert spec["flinkConfiguration"]["execution.checkpointing.interval"] == "30000 ms"
 
-    saved = await api.post(f"/api/v1/apps/{app_id}/savepoints")
-    assert saved.status_code == 201 and saved.json()["path"] == f"s3://savepoints/{name}/savepoint-1"
+    saved = await act(api, app_id, "savepoint")
+    assert saved["result"]["path"] == f"s3://savepoints/{name}/savepoint-1"
 
-    stopped = await api.post(f"/api/v1/apps/{app_id}/stop", json={"savepoint": True})
-    assert stopped.status_code == 200, stopped.text
-    assert stopped.json()["status"]["state"] == "FINISHED"
+    stopped = await act(api, app_id, "stop", {"savepoint": True})
+    assert stopped["result"]["state"] == "FINISHED"
     stop_savepoint = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()[0]["path"]
     assert "savepoint-stop" in stop_savepoint
 
@@ -69,8 +68,7 @@ async def test_deploy_run_savepoint_stop_restore_cancel(
     await wait_state(api, app_id, "RUNNING")
     assert kube.get(DEPLOYMENTS, NS, name)["spec"]["job"]["initialSavepointPath"] == stop_savepoint  # type: ignore[index]
 
-    cancel = await api.post(f"/api/v1/apps/{app_id}/cancel")
-    assert cancel.status_code == 200 and cancel.json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
     changes = [(e["from_state"], e["to_state"]) for e in await events(api, app_id) if e["from_state"] != e["to_state"]]
     assert ("STOPPING", "FINISHED") in changes and changes[-1] == ("STOPPING", "CANCELED")
 
@@ -174,7 +172,7 @@ async def test_session_cluster_runs_apps_as_session_jobs(
     job = kube.get("flinksessionjobs", NS, name)
     assert job is not None and job["spec"]["deploymentName"] == "shared-session"
     assert kube.get(DEPLOYMENTS, NS, name) is None  # no cluster of its own
-    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
 
 
 async def test_session_cluster_started_and_stopped_by_the_platform(
@@ -202,7 +200,7 @@ async def test_session_cluster_started_and_stopped_by_the_platform(
     refused = await api.post(f"/api/v1/clusters/{cluster}/stop")
     assert refused.status_code == 409 and "still runs 1 application" in refused.text
     assert kube.get(DEPLOYMENTS, NS, "team-session") is not None
-    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
     assert (await api.post(f"/api/v1/clusters/{cluster}/stop")).status_code == 200
     assert kube.get(DEPLOYMENTS, NS, "team-session") is None
 
@@ -233,9 +231,9 @@ async def test_upgrade_applies_a_new_version_through_the_operator(
 
     edited = await api.patch(f"/api/v1/apps/{app_id}", json={"parallelism": 3, "args": [], "properties": {}})
     assert edited.status_code == 200, edited.text
-    upgraded = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
-    assert upgraded.status_code == 200, upgraded.text
-    assert upgraded.json()["running_version"] == 2
+    upgraded = await act(api, app_id, "upgrade", {})
+    assert upgraded["result"]["version"] == 2
+    assert (await api.get(f"/api/v1/apps/{app_id}")).json()["running_version"] == 2
     app = await wait_state(api, app_id, "RUNNING")
     assert app["status"]["job_id"] == name  # the same resource, upgraded in place
     spec = kube.get(DEPLOYMENTS, NS, name)["spec"]  # type: ignore[index]
@@ -248,6 +246,7 @@ async def test_upgrade_applies_a_new_version_through_the_operator(
     assert changes[-2:] == [("RUNNING", "RESTARTING"), ("RESTARTING", "RUNNING")]
     assert "FINISHED" not in [e["to_state"] for e in timeline]  # the suspend for the upgrade is not an end
     assert any("upgrade from version 1 to 2 requested" in e["detail"] for e in timeline)
+    assert any("savepoint-upgrade" in s["text"] for s in upgraded["steps"])
 
 
 async def test_a_jar_app_may_run_a_jar_from_the_image_without_uploading_it(

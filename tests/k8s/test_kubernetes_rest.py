@@ -20,7 +20,7 @@ from streampilot.flink.homes import inspect_home
 from streampilot.flink.local import LocalCluster
 from streampilot.services.platform import Platform
 from tests.faultproxy import FaultProxy
-from tests.helpers import DATAGEN_SQL, events, wait_app, wait_state
+from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state
 from tests.k8s.conftest import add_cluster, jar_app, tiny_jar
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
@@ -192,7 +192,7 @@ async def test_sql_app_runs_on_kubernetes_with_the_runner_jar_from_the_cli(
     assert statements[-1].startswith("dml:INSERT INTO snk")
     app = await wait_app(api, app_id, lambda a: a["status"]["config_verified"] is not None, what="readback")
     assert app["status"]["config_verified"] is True, app["status"]
-    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
 
 
 async def test_pyflink_app_runs_on_kubernetes_with_its_script_in_a_config_map(
@@ -227,7 +227,7 @@ async def test_pyflink_app_runs_on_kubernetes_with_its_script_in_a_config_map(
     assert config_map is not None and config_map["data"]["main.py"] == script
     owner = config_map["metadata"]["ownerReferences"][0]
     assert owner["kind"] == "FlinkDeployment" and owner["uid"] == deployment["metadata"]["uid"]
-    assert (await api.post(f"/api/v1/apps/{app_id}/cancel")).json()["status"]["state"] == "CANCELED"
+    assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
     await kube.remove("flinkdeployments", "flink", name)
     assert kube.get("configmaps", "flink", f"{name}-script") is None  # garbage-collected with its owner
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from streampilot.domain.k8s import DEPLOYMENTS
-from streampilot.k8s.client import KubeApi, KubeConfigError, KubeRejected
-from streampilot.k8s.watch import ResourceCache
+from streampilot.targets.kubernetes.client import KubeApi, KubeConfigError, KubeRejected
+from streampilot.targets.kubernetes.watch import ResourceCache
 from tests.k8s_emulator import KubeEmulator
 
 

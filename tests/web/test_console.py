@@ -96,8 +96,13 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     await expect(page.locator("#status")).to_contain_text("verified", timeout=30_000)
     await shot(page, "app-detail")
 
+    # A verb is an operation: its steps show on the page while it runs, and how it ended.
     await page.click("text=Trigger savepoint")
-    await expect(page.locator(".banner.notice")).to_contain_text("Savepoint written")
+    await expect(page.locator(".banner.notice")).to_contain_text("Savepoint requested (operation")
+    await expect(page.locator("#operation")).to_contain_text("savepoint triggered", timeout=30_000)
+    await expect(page.locator("#operation .op-state")).to_have_text("succeeded", timeout=30_000)
+    await expect(page.locator("#operation")).to_contain_text("written")
+    await page.reload()
     await expect(page.locator("#savepoints tbody tr")).to_have_count(1)
     await expect(page.locator("#savepoints")).to_contain_text("savepoint-")
 
@@ -117,6 +122,9 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     # The running job keeps version 1 until the user upgrades it: savepoint, then version 2 from it.
     await page.click("text=Upgrade to version 2")
     await expect(page.locator(".banner.notice")).to_contain_text("Upgrade requested", timeout=120_000)
+    await expect(page.locator("#operation h3")).to_contain_text("Upgrade")
+    await expect(page.locator("#operation .op-state")).to_have_text("succeeded", timeout=120_000)
+    await expect(page.locator("#operation")).to_contain_text("is RUNNING")
     await expect(page.locator("#status .badge")).to_have_attribute("data-state", "RUNNING", timeout=60_000)
     await expect(page.locator("#status")).to_contain_text("2 (current 2)")
     await expect(page.locator("text=Upgrade to version")).to_have_count(0)

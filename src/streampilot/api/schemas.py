@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from streampilot.domain.apps import AppSpec
-from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome, Jar, Snapshot
+from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome, Jar, Operation, Snapshot
 
 # ---- actions --------------------------------------------------------------------------------
 
@@ -188,10 +188,12 @@ class ClusterOut(BaseModel):
     flink_home_id: int | None
     desired_running: bool
     options: dict[str, Any]
+    # Clusters the platform brings up itself: STARTING until ready, then RUNNING (or FAILED, STOPPED).
+    state: str | None = None
     runtime: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, c: Cluster, runtime: dict[str, Any] | None = None) -> ClusterOut:
+    def of(cls, c: Cluster, runtime: dict[str, Any] | None = None, state: str | None = None) -> ClusterOut:
         return cls(
             id=c.id,
             name=c.name,
@@ -201,6 +203,7 @@ class ClusterOut(BaseModel):
             flink_home_id=c.flink_home_id,
             desired_running=c.desired_running,
             options=c.options,
+            state=state,
             runtime=runtime,
         )
 
@@ -227,3 +230,51 @@ class JarOut(BaseModel):
     @classmethod
     def of(cls, j: Jar) -> JarOut:
         return cls(id=j.id, filename=j.filename, size=j.size, sha256=j.sha256, main_class=j.main_class)
+
+
+class OperationStep(BaseModel):
+    at: datetime
+    text: str
+
+
+class OperationOut(BaseModel):
+    """A lifecycle verb in progress or done: ``state`` is pending, running, succeeded or failed."""
+
+    id: int
+    verb: str
+    app_id: int
+    state: str
+    cause: str
+    actor: str | None
+    params: dict[str, Any]
+    steps: list[OperationStep]
+    error: str | None
+    problems: list[dict[str, Any]] | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, op: Operation) -> OperationOut:
+        return cls(
+            id=op.id,
+            verb=op.verb,
+            app_id=op.app_id,
+            state=op.state,
+            cause=op.cause,
+            actor=op.actor,
+            params=op.params or {},
+            steps=[OperationStep(at=s["at"], text=s["text"]) for s in op.steps or []],
+            error=op.error,
+            problems=op.problems,
+            result=op.result,
+            created_at=op.created_at,
+            finished_at=op.finished_at,
+        )
+
+
+class OperationAccepted(BaseModel):
+    """The answer to a lifecycle verb: the operation (follow it at /api/v1/operations/{id}) and the app."""
+
+    operation: OperationOut
+    app: AppOut

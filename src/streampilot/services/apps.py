@@ -13,20 +13,17 @@ from pydantic import ValidationError
 from streampilot.domain.apps import AppKind, AppSpec, check_name
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
-from streampilot.flink.client import FlinkUnavailable
+from streampilot.flink.client import FlinkClient
 from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound
 from streampilot.services.jars import JarService
-from streampilot.services.k8s_clusters import is_kubernetes, options_of
-from streampilot.services.kubernetes import spec_problems
 from streampilot.services.statewriter import record_event
 from streampilot.services.submissions import (
-    SubmissionBuilder,
     check_jar_entry,
     launch_config,
-    validate_on_cluster,
 )
+from streampilot.services.targets import target_for
 from streampilot.store.orm import AlertChannel, App, AppEvent, AppVersion, Cluster
 
 
@@ -115,12 +112,11 @@ class AppService:
             launch_config(spec, name)
         except SpecError as exc:
             problems.extend(exc.problems)
-        if cluster is not None and is_kubernetes(cluster):
-            problems.extend(spec_problems(spec, cluster.kind, options_of(cluster)))
-        elif cluster is not None and spec.kind == AppKind.JAR and spec.jar_id is None:
-            problems.append(
-                FieldProblem("jar_id", f"a {cluster.kind} cluster runs an uploaded jar: upload it and give jar_id")
-            )
+        if cluster is not None:
+            try:
+                target_for(self.ctx, cluster).check(spec)
+            except SpecError as exc:
+                problems.extend(exc.problems)
         if spec.kind == AppKind.JAR and spec.jar_id is not None:
             try:
                 await check_jar_entry(await JarService(self.ctx).get(spec.jar_id), spec.entry_class)
@@ -143,20 +139,16 @@ class AppService:
         if clash is not None and clash != app_id:
             raise Conflict(f"an application named {name!r} already exists; choose another name")
         assert cluster is not None
-        if spec.kind == AppKind.SQL and not is_kubernetes(cluster):
-            await self._plan_sql(name, cluster, spec)
+        await target_for(self.ctx, cluster).validate(name, spec)
         return cluster
 
-    async def _plan_sql(self, name: str, cluster: Cluster, spec: AppSpec) -> None:
-        """Let Flink itself check the script when the cluster answers; otherwise start will."""
-        home = await self.clusters.home_info(cluster.flink_home_id)
-        submission = await SubmissionBuilder(self.ctx).build(
-            app_id=0, app_name=name, version=0, spec=spec, home=home, job_id=None
-        )
-        try:
-            await validate_on_cluster(self.ctx, self.ctx.client(cluster), submission, spec.kind)
-        except FlinkUnavailable:
-            pass
+    async def flink_api(self, app: App) -> tuple[FlinkClient, str] | None:
+        """Flink's REST API for the app's job and its id there (None: no job, or no API to reach)."""
+        if not app.job_id:
+            return None
+        async with self.ctx.sessions() as s:
+            cluster = await s.get(Cluster, app.cluster_id)
+        return None if cluster is None else target_for(self.ctx, cluster).flink_api(app.job_id)
 
     async def create(self, name: str, cluster_id: int, spec: AppSpec) -> App:
         await self._check(name, cluster_id, spec, app_id=None)

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
 from streampilot.domain.errors import SpecError
-from streampilot.domain.k8s import K8S_KINDS, KIND_SESSION
 from streampilot.domain.states import ACTIVE_STATES
-from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
-from streampilot.services.k8s_clusters import check_connection, parse_options
-from streampilot.services.kubernetes import KubernetesSession
+from streampilot.services.homes import home_info
+from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome
+from streampilot.targets.kinds import CLUSTER_KINDS, LOCAL, Registration, register_remote
 
-LOCAL = "local"
-STANDALONE = "standalone"
-CLUSTER_KINDS = (LOCAL, STANDALONE, *K8S_KINDS)
+log = logging.getLogger("streampilot.clusters")
 
 
 @dataclass
@@ -67,27 +64,7 @@ class ClusterService:
             return home
 
     async def home_info(self, home_id: int | None) -> HomeInfo:
-        """The given home, or the bundled one (used to build the SQL runner for remote clusters)."""
-        async with self.ctx.sessions() as s:
-            if home_id is not None:
-                home = await s.get(FlinkHome, home_id)
-            else:
-                home = (
-                    (await s.execute(sa.select(FlinkHome).order_by(FlinkHome.bundled.desc(), FlinkHome.id)))
-                    .scalars()
-                    .first()
-                )
-        if home is None:
-            raise Conflict("no Flink home is registered; install streampilot with its 'flink' extra or add one")
-        cached = self.ctx.homes.get(home.path)
-        if cached is not None:
-            return cached
-        try:
-            info = await asyncio.to_thread(inspect_home, Path(home.path))
-            self.ctx.homes[home.path] = info
-            return info
-        except NotAFlinkHome as exc:
-            raise Conflict(f"Flink home {home.name!r} is no longer usable: {exc}") from None
+        return await home_info(self.ctx, home_id)
 
     # ---- clusters ----------------------------------------------------------------------------
     async def list_clusters(self) -> list[Cluster]:
@@ -114,38 +91,20 @@ class ClusterService:
     ) -> Cluster:
         if kind not in CLUSTER_KINDS:
             raise SpecError.one("kind", f"unknown cluster kind {kind!r}; use one of {', '.join(CLUSTER_KINDS)}")
-        options: dict[str, Any] = {}
-        version: str | None = None
-        if kind in K8S_KINDS:
-            k8s_options = parse_options(kind, options_raw or {})
-            await check_connection(k8s_options)
-            options = k8s_options.model_dump(mode="json")
-            rest_url = None
-        elif kind == STANDALONE:
-            if not rest_url:
-                raise SpecError.one("rest_url", "a standalone cluster needs the REST address of its JobManager")
-            parsed = urlparse(rest_url)
-            if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise SpecError.one("rest_url", f"{rest_url!r} is not an http(s) URL like http://host:8081")
-            client = FlinkClient(rest_url, timeout_s=5)
-            try:
-                version = (await client.overview()).flink_version
-            except FlinkError as exc:
-                raise SpecError.one("rest_url", f"no Flink REST API answers at {rest_url}: {exc}") from None
-            finally:
-                await client.close()
-        else:
+        if kind == LOCAL:
             home = await self.home_info(flink_home_id)
-            version = home.version
-            options = {
+            options: dict[str, Any] = {
                 "rest_port": free_port(),
                 "rpc_port": free_port(),
                 "slots": slots or self.ctx.settings.flink.local_slots,
                 "taskmanagers": taskmanagers,
             }
-            rest_url = f"http://127.0.0.1:{options['rest_port']}"
+            registered = Registration(f"http://127.0.0.1:{options['rest_port']}", home.version, options)
             if flink_home_id is None:
                 flink_home_id = await self._home_id_for(home)
+        else:
+            registered = await register_remote(kind, rest_url, options_raw)
+        rest_url, version, options = registered.rest_url, registered.flink_version, registered.options
         async with self.ctx.sessions() as s, s.begin():
             if (await s.execute(sa.select(Cluster).where(Cluster.name == name))).first():
                 raise Conflict(f"a cluster named {name!r} already exists; choose another name")
@@ -200,16 +159,27 @@ class ClusterService:
             )
         )
 
+    def phase(self, cluster: Cluster) -> str | None:
+        """STARTING, RUNNING, FAILED or STOPPED for a cluster this process brings up; else None."""
+        return self.ctx.cluster_phases.get(cluster.id)
+
     async def start(self, cluster_id: int) -> Cluster:
         cluster = await self.get(cluster_id)
-        if cluster.kind == KIND_SESSION:
-            await KubernetesSession(self.ctx.k8s, cluster).start(self.ctx.settings.flink.local_ready_timeout_s)
-        else:
-            local = await self.local(cluster)
-            try:
-                await local.start(self.ctx.settings.flink.local_ready_timeout_s)
-            except LocalClusterError as exc:
-                raise Unavailable(str(exc)) from None
+        timeout_s = self.ctx.settings.flink.local_ready_timeout_s
+        self.ctx.cluster_phases[cluster_id] = "STARTING"
+        try:
+            if cluster.kind != LOCAL:
+                await target_for(self.ctx, cluster).start_cluster(timeout_s)
+            else:
+                try:
+                    await (await self.local(cluster)).start(timeout_s)
+                except LocalClusterError as exc:
+                    raise Unavailable(str(exc)) from None
+        except BaseException:
+            self.ctx.cluster_phases[cluster_id] = "FAILED"
+            raise
+        self.ctx.cluster_phases[cluster_id] = "RUNNING"
+        log.info("cluster %r running (REST %s)", cluster.name, cluster.rest_url or "-")
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(Cluster, cluster_id)
             assert row is not None
@@ -218,7 +188,7 @@ class ClusterService:
 
     async def stop(self, cluster_id: int) -> Cluster:
         cluster = await self.get(cluster_id)
-        if cluster.kind == KIND_SESSION:
+        if cluster.kind != LOCAL:
             async with self.ctx.sessions() as s:
                 active = (
                     await s.execute(
@@ -229,9 +199,10 @@ class ClusterService:
                 ).scalar_one()
             if active:
                 raise Conflict(f"cluster {cluster.name!r} still runs {active} application(s); stop them first")
-            await KubernetesSession(self.ctx.k8s, cluster).stop()
+            await target_for(self.ctx, cluster).stop_cluster()
         else:
             await (await self.local(cluster)).stop()
+        self.ctx.cluster_phases[cluster_id] = "STOPPED"
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(Cluster, cluster_id)
             assert row is not None
@@ -251,10 +222,7 @@ class ClusterService:
         clusters = await self.list_clusters()
 
         async def jobs_of(c: Cluster) -> list[dict[str, Any]]:
-            try:
-                listing = await self.ctx.client(c).jobs_overview()
-            except FlinkError:
-                return []
+            listing = await target_for(self.ctx, c).observe_all()
             return [
                 {
                     "cluster_id": c.id,
@@ -266,32 +234,12 @@ class ClusterService:
                     "tasks_total": j.tasks_total,
                     "start_time_ms": j.start_time_ms,
                 }
-                for j in listing
+                for j in (listing.jobs or {}).values()
                 if j.job_id not in known and j.state not in ("FAILED", "CANCELED", "FINISHED")
             ]
 
-        found = await asyncio.gather(*(jobs_of(c) for c in clusters if c.kind not in K8S_KINDS))
+        found = await asyncio.gather(*(jobs_of(c) for c in clusters))
         return [job for jobs in found for job in jobs]
 
     async def status(self, cluster: Cluster) -> dict[str, Any]:
-        if cluster.kind in K8S_KINDS:
-            cache = self.ctx.k8s.cache(cluster)
-            await cache.wait_synced(2)
-            snapshot = cache.snapshot()
-            if isinstance(snapshot, str):
-                return {"reachable": False, "error": snapshot}
-            out: dict[str, Any] = {"reachable": True, "resources": len(snapshot)}
-            if cluster.kind == KIND_SESSION:
-                out["session"] = await KubernetesSession(self.ctx.k8s, cluster).state()
-            return out
-        try:
-            ov = await self.ctx.client(cluster).overview()
-        except FlinkError as exc:
-            return {"reachable": False, "error": str(exc)}
-        return {
-            "reachable": True,
-            "flink_version": ov.flink_version,
-            "taskmanagers": ov.taskmanagers,
-            "slots_total": ov.slots_total,
-            "slots_available": ov.slots_available,
-        }
+        return await target_for(self.ctx, cluster).describe()

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
-from streampilot.services.k8s_clusters import KubernetesClusters, is_kubernetes
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
+from streampilot.targets.kubernetes.observer import KubernetesClusters
 
 
 @dataclass
@@ -26,6 +27,10 @@ class Context:
     k8s: KubernetesClusters = field(default_factory=KubernetesClusters)
     homes: dict[str, HomeInfo] = field(default_factory=dict)  # inspected Flink homes by path
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    # Extra kinds of Target by cluster kind (tests register the fake one); see services/targets.py.
+    target_factories: dict[str, Any] = field(default_factory=dict)
+    # Clusters this process brings up (local, Kubernetes session): STARTING, RUNNING, FAILED or STOPPED.
+    cluster_phases: dict[int, str] = field(default_factory=dict)
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
     _url_clients: dict[str, FlinkClient] = field(default_factory=dict)  # Flink REST APIs on Kubernetes
     _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -58,18 +63,6 @@ class Context:
             )
             self._url_clients[url] = client
         return client
-
-    def job_rest(self, cluster: Cluster, job_id: str) -> tuple[FlinkClient, str] | None:
-        """Where Flink's REST API answers for an app's job, and the job's id there.
-
-        Standalone and local clusters: the cluster's own API and the app's job id. Kubernetes: the
-        JobManager behind the cluster's URL template and the job id the operator reports; None when
-        no template is set or the job id is not known yet.
-        """
-        if not is_kubernetes(cluster):
-            return self.client(cluster), job_id
-        found = self.k8s.rest_of(cluster, job_id)
-        return None if found is None else (self.client_at(found[0]), found[1])
 
     def forget_client(self, cluster_id: int) -> None:
         self._clients.pop(cluster_id, None)

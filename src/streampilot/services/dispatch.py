@@ -24,6 +24,7 @@ from streampilot.domain.apps import AppSpec
 from streampilot.domain.channels import CONFIGS, ChannelKind, Message, _Config
 from streampilot.flink.client import FlinkError
 from streampilot.services.context import Context
+from streampilot.services.targets import target_for
 from streampilot.store.orm import Alert, AlertChannel, AlertDelivery, App, AppVersion, Cluster, DeliveryAttempt, utcnow
 
 log = logging.getLogger("streampilot.alerts")
@@ -51,7 +52,7 @@ class Dispatcher:
             app = await s.get(App, alert.app_id) if alert.app_id else None
             cluster = await s.get(Cluster, app.cluster_id) if app else None
         job_id = (alert.facts or {}).get("job_id")
-        rest = self.ctx.job_rest(cluster, str(job_id)) if cluster is not None and job_id else None
+        rest = target_for(self.ctx, cluster).flink_api(str(job_id)) if cluster is not None and job_id else None
         if rest is None:
             return None
         for _ in range(5):  # Flink's exception history may lag the FAILED state by a moment

@@ -1,16 +1,21 @@
-"""The footing of lifecycle operations: the per-app operation slot, state writes and notes on
-behalf of a user or policy, restore paths, savepoint polling and the snapshots we keep.
+"""The footing of lifecycle operations: stored operations and the per-app slot, state writes and notes
+on behalf of a user or policy, restore paths and the snapshots we keep.
 
-The operation slot is a conditional UPDATE, so it works across processes; a second operation
-meanwhile is a Conflict (HTTP 409). The verbs themselves live in services/lifecycle.py.
+An operation is a row (store/orm.Operation) with its steps. Taking one is a conditional UPDATE of the
+app's slot in the same transaction that inserts the row, so it works across processes; a second
+operation meanwhile is a Conflict (HTTP 409). Its work runs in the background (an API verb answers 202
+with the operation) or inline (a policy's restart); either way it ends ``succeeded`` or ``failed`` with
+its cause and frees the slot. The verbs live in services/lifecycle.py; after a platform restart,
+services/recovery.py resumes or fails what was left running.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,17 +24,20 @@ from urllib.parse import urlparse
 import sqlalchemy as sa
 
 from streampilot.domain.errors import SpecError
+from streampilot.domain.rules import TransitionRefused
 from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
-from streampilot.flink.client import FlinkClient, FlinkError, FlinkUnavailable, SavepointResult
 from streampilot.services.apps import AppService
 from streampilot.services.context import Context
-from streampilot.services.errors import Conflict, NotFound, Unavailable
-from streampilot.services.k8s_clusters import is_kubernetes
-from streampilot.services.kubernetes import KubernetesTarget
+from streampilot.services.errors import Conflict, NotFound, ServiceError
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
-from streampilot.store.orm import App, Cluster, Snapshot, utcnow
+from streampilot.services.targets import target_for
+from streampilot.store.orm import App, Cluster, Operation, Snapshot, utcnow
+from streampilot.targets.port import Target
+
+log = logging.getLogger("streampilot.operations")
 
 STALE_OPERATION = timedelta(minutes=15)
+FINISHED_OPERATION_STATES = ("succeeded", "failed")
 # What we knew about an app's previous job, cleared whenever the app gets a new one.
 FRESH_JOB_FIELDS: dict[str, Any] = {
     "job_state": None,
@@ -66,6 +74,32 @@ def snapshot_exists(path: str) -> bool:
 
 
 @dataclass
+class OpLog:
+    """The running operation as its work sees it: steps to tell, a result to leave."""
+
+    ctx: Context
+    op_id: int
+    app_id: int
+    verb: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+    async def step(self, text: str, **result: Any) -> None:
+        """Record a step (and facts for the result, e.g. a savepoint trigger to resume from)."""
+        self.result.update(result)
+        log.info("%s", text, extra={"app": self.app_id, "operation": self.op_id})
+        async with self.ctx.sessions() as s, s.begin():
+            row = await s.get(Operation, self.op_id)
+            if row is None:
+                return
+            row.steps = [*row.steps, {"at": utcnow().isoformat(), "text": text}]
+            row.result = dict(self.result)
+            row.updated_at = utcnow()
+
+
+Work = Callable[[OpLog], Awaitable[None]]
+
+
+@dataclass
 class Operations:
     ctx: Context
     observe: Observer | None = None  # the tracker, for a direct observation after an operation
@@ -74,42 +108,140 @@ class Operations:
     def apps(self) -> AppService:
         return AppService(self.ctx)
 
-    @asynccontextmanager
-    async def operation(self, app_id: int, name: str) -> AsyncIterator[None]:
+    # ---- operations --------------------------------------------------------------------------
+    async def begin(
+        self,
+        app_id: int,
+        verb: str,
+        *,
+        cause: Cause = Cause.USER,
+        params: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Operation:
+        """Take the app's operation slot and store the operation (pending); Conflict if one runs."""
         now = utcnow()
         async with self.ctx.sessions() as s, s.begin():
             result = await s.execute(
                 sa.update(App)
                 .where(App.id == app_id, sa.or_(App.operation.is_(None), App.operation_since < now - STALE_OPERATION))
-                .values(operation=name, operation_since=now)
+                .values(operation=verb, operation_since=now, operation_id=None)
             )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            app = await self.apps.get(app_id)
-            raise Conflict(
-                f"a {app.operation} of application {app.name!r} is already in progress; wait for it to finish"
-            )
-        try:
-            yield
-        finally:
-            async with self.ctx.sessions() as s, s.begin():
-                await s.execute(
-                    sa.update(App)
-                    .where(App.id == app_id, App.operation == name)
-                    .values(operation=None, operation_since=None)
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                app = await s.get(App, app_id)
+                if app is None:
+                    raise NotFound(f"no application with id {app_id}")
+                raise Conflict(
+                    f"a {app.operation} of application {app.name!r} is already in progress; wait for it to finish"
                 )
+            op = Operation(
+                app_id=app_id,
+                verb=verb,
+                state="pending",
+                cause=cause.value,
+                actor=actor,
+                params=params or {},
+                steps=[{"at": now.isoformat(), "text": f"{verb} requested by {actor or cause.value}"}],
+                result={},
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(op)
+            await s.flush()
+            await s.execute(sa.update(App).where(App.id == app_id).values(operation_id=op.id))
+            return op
 
-    async def _cluster(self, app: App) -> tuple[Cluster, FlinkClient]:
+    @asynccontextmanager
+    async def running(self, op: Operation) -> AsyncIterator[OpLog]:
+        """Run ``op``'s work: mark it running; on exit record how it ended and free the slot."""
+        oplog = OpLog(self.ctx, op.id, op.app_id, op.verb, dict(op.result or {}))
+        await self._update(op.id, state="running")
+        try:
+            yield oplog
+        except BaseException as exc:
+            await self._finish(oplog, exc)
+            raise
+        else:
+            await self._finish(oplog, None)
+
+    @asynccontextmanager
+    async def operation(
+        self, app_id: int, verb: str, *, cause: Cause = Cause.USER, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[OpLog]:
+        """An operation run inline by its caller (attach, a policy's restart)."""
+        op = await self.begin(app_id, verb, cause=cause, params=params)
+        async with self.running(op) as oplog:
+            yield oplog
+
+    def in_background(self, op: Operation, work: Work) -> None:
+        """Run ``work`` for ``op`` after the request that began it has been answered."""
+
+        async def run() -> None:
+            try:
+                async with self.running(op) as oplog:
+                    await work(oplog)
+            except (ServiceError, SpecError, TransitionRefused):
+                pass  # recorded on the operation
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("operation %s (%s of app %s) failed", op.id, op.verb, op.app_id)
+
+        task = asyncio.create_task(run(), name=f"operation:{op.id}")
+        self.ctx.background.add(task)
+        task.add_done_callback(self.ctx.background.discard)
+
+    async def _update(self, op_id: int, **values: Any) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            await s.execute(sa.update(Operation).where(Operation.id == op_id).values(updated_at=utcnow(), **values))
+
+    async def _finish(self, oplog: OpLog, exc: BaseException | None) -> None:
+        now = utcnow()
+        values: dict[str, Any] = {"result": dict(oplog.result), "finished_at": now, "updated_at": now}
+        if exc is None:
+            values["state"], text = "succeeded", f"{oplog.verb} succeeded"
+        elif isinstance(exc, asyncio.CancelledError):
+            # The platform is shutting down: the next start resumes or fails it (services/recovery.py).
+            await self._update(oplog.op_id, result=dict(oplog.result))
+            return
+        else:
+            values["state"] = "failed"
+            if isinstance(exc, SpecError):
+                values["problems"] = [p.as_dict() for p in exc.problems]
+                values["error"] = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
+            elif isinstance(exc, (ServiceError, TransitionRefused)):
+                values["error"] = str(exc)
+            else:
+                values["error"] = f"internal error: {type(exc).__name__}: {exc}"
+            text = f"{oplog.verb} failed: {values['error']}"
+        log.info("%s", text, extra={"app": oplog.app_id, "operation": oplog.op_id})
+        async with self.ctx.sessions() as s, s.begin():
+            row = await s.get(Operation, oplog.op_id)
+            if row is not None:
+                row.steps = [*row.steps, {"at": now.isoformat(), "text": text}]
+                for k, v in values.items():
+                    setattr(row, k, v)
+            await s.execute(
+                sa.update(App)
+                .where(App.id == oplog.app_id, App.operation_id == oplog.op_id)
+                .values(operation=None, operation_since=None, operation_id=None)
+            )
+
+    # ---- the footing of the verbs ---------------------------------------------------------------
+    async def _cluster(self, app: App) -> Cluster:
         async with self.ctx.sessions() as s:
             cluster = await s.get(Cluster, app.cluster_id)
         if cluster is None:
             raise NotFound(f"the cluster of application {app.name!r} no longer exists")
-        return cluster, self.ctx.client(cluster)
+        return cluster
+
+    async def target_of(self, app: App) -> Target:
+        return target_for(self.ctx, await self._cluster(app))
 
     async def resolve_restore(self, app: App, restore: str) -> str | None:
         if restore in ("", "none"):
             return None
         if restore != "latest":
-            if not snapshot_exists(restore):
+            if not await asyncio.to_thread(snapshot_exists, restore):
                 raise SpecError.one("restore", f"no savepoint or checkpoint at {restore} (no _metadata there)")
             return restore
         async with self.ctx.sessions() as s:
@@ -130,29 +262,11 @@ class Operations:
             "restore from; start with restore 'none' or give a path",
         )
 
-    async def _kubernetes(self, app: App) -> KubernetesTarget | None:
-        cluster, _ = await self._cluster(app)
-        return KubernetesTarget(self.ctx.k8s, cluster) if is_kubernetes(cluster) else None
-
-    async def _require_active(self, app_id: int) -> tuple[App, FlinkClient]:
+    async def _require_active(self, app_id: int) -> App:
         app = await self.apps.get(app_id)
         if AppState(app.state) not in ACTIVE_STATES or not app.job_id:
             raise Conflict(f"application {app.name!r} is {app.state}, not running")
-        _, client = await self._cluster(app)
-        return app, client
-
-    async def _await_savepoint(self, client: FlinkClient, job_id: str, trigger: str) -> SavepointResult:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ctx.settings.flink.savepoint_timeout_s
-        while loop.time() < deadline:
-            try:
-                result = await client.savepoint_status(job_id, trigger)
-            except FlinkUnavailable:
-                result = SavepointResult(False, None, None)
-            if result.done:
-                return result
-            await asyncio.sleep(0.3)
-        return SavepointResult(True, None, f"no result after {self.ctx.settings.flink.savepoint_timeout_s:.0f} s")
+        return app
 
     async def _snapshot(self, app: App, path: str, trigger: str) -> None:
         async with self.ctx.sessions() as s, s.begin():
@@ -190,21 +304,19 @@ class Operations:
             assert row is not None
             await record_event(s, row, row.state, cause, detail)
 
-    async def _wait_terminal(self, app_id: int, timeout_s: float = 30) -> None:
-        """Observe the app directly until Flink reports its job ended (or time runs out)."""
+    async def _wait_until(self, app_id: int, done: Callable[[App], bool], timeout_s: float, every_s: float) -> App:
+        """Observe the app directly (not only every tick) until ``done`` or time runs out."""
         tracker = self.observe
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
+        while True:
             if tracker is not None:
                 await tracker.observe_app(app_id)
             app = await self.apps.get(app_id)
-            if AppState(app.state) not in ACTIVE_STATES:
-                return
-            await asyncio.sleep(0.2)
+            if done(app) or loop.time() >= deadline:
+                return app
+            await asyncio.sleep(every_s)
 
-
-def flink_failure(what: str, app: App, exc: FlinkError) -> Exception:
-    if isinstance(exc, FlinkUnavailable):
-        return Unavailable(f"cluster of {app.name!r} did not answer the {what} request: {exc}")
-    return Conflict(f"Flink refused to {what} {app.name!r}: {exc}")
+    async def _wait_terminal(self, app_id: int, timeout_s: float = 30) -> App:
+        """Until Flink reports the app's job ended (or time runs out)."""
+        return await self._wait_until(app_id, lambda a: AppState(a.state) not in ACTIVE_STATES, timeout_s, 0.2)

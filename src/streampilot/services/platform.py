@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -12,17 +13,20 @@ from streampilot.flink.launch import RunnerBuilder
 from streampilot.services.accounts import AccountService
 from streampilot.services.apps import AppService
 from streampilot.services.channels import ChannelService
-from streampilot.services.clusters import LOCAL, ClusterService
+from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.dispatch import Dispatcher
+from streampilot.services.errors import ServiceError
 from streampilot.services.jars import JarService
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
 from streampilot.services.policies import PolicyLoop
+from streampilot.services.recovery import Recovery
 from streampilot.services.tracker import Tracker
 from streampilot.settings import Settings
 from streampilot.store.db import create_engine, migrate, sessions
-from streampilot.store.orm import App, Cluster
+from streampilot.store.orm import App, Cluster, Operation
+from streampilot.targets.kinds import LOCAL
 
 log = logging.getLogger("streampilot")
 
@@ -94,16 +98,19 @@ class Platform:
         await migrate(self.ctx.engine)
         issued = await self.accounts.ensure_admin()
         await self.clusters.register_bundled_home()
-        await self._release_stale_operations()
+        await self._recover_operations()
         return issued
 
-    async def _release_stale_operations(self) -> None:
-        # An operation cannot outlive the process that ran it; the tracker reconciles the state
-        # by the job id recorded before submission.
+    async def _recover_operations(self) -> None:
+        # Operations of an earlier process are resumed or failed with their cause; a slot held
+        # without an operation (written by an older version) is released.
         async with self.ctx.sessions() as s, s.begin():
             await s.execute(
-                sa.update(App).where(App.operation.is_not(None)).values(operation=None, operation_since=None)
+                sa.update(App)
+                .where(App.operation.is_not(None), App.operation_id.is_(None))
+                .values(operation=None, operation_since=None)
             )
+        await Recovery(self.lifecycle).run_once()
 
     def start_loops(self) -> None:
         t = self.settings.tracking
@@ -126,15 +133,35 @@ class Platform:
         clusters = await self.clusters.list_clusters()
         if not clusters and create_default:
             cluster = await self.clusters.add("local", LOCAL)
-            clusters = [cluster]
+            self.ctx.cluster_phases[cluster.id] = "STARTING"
             await self.clusters.start(cluster.id)
             return [await self.clusters.get(cluster.id)]
-        started = []
-        for c in clusters:
-            if c.kind == LOCAL and c.desired_running:
-                await self.clusters.start(c.id)
-                started.append(c)
-        return started
+        wanted = [c for c in clusters if c.kind == LOCAL and c.desired_running]
+        for c in wanted:
+            self.ctx.cluster_phases[c.id] = "STARTING"
+        for c in wanted:
+            await self.clusters.start(c.id)
+        return wanted
+
+    def bring_up_in_background(self, *, example: bool) -> asyncio.Task[None]:
+        """Start the local clusters (and the example app on a first start) without holding up the API:
+        each cluster shows STARTING until it is ready."""
+
+        async def bring_up() -> None:
+            try:
+                started = await self.start_local_clusters(create_default=True)
+            except ServiceError as exc:
+                log.error("the local Flink cluster did not start: %s", exc)
+                return
+            if example and started:
+                op = await self.create_example(started[0].id)
+                if op is not None:
+                    log.info("example application %r starting (operation %s)", EXAMPLE_APP, op.id)
+
+        task = asyncio.create_task(bring_up(), name="bring-up")
+        self.ctx.background.add(task)
+        task.add_done_callback(self.ctx.background.discard)
+        return task
 
     async def stop_local_clusters(self) -> None:
         for c in await self.clusters.list_clusters():
@@ -142,7 +169,7 @@ class Platform:
                 local = await self.clusters.local(c)
                 await local.stop()
 
-    async def create_example(self, cluster_id: int) -> App | None:
+    async def create_example(self, cluster_id: int) -> Operation | None:
         async with self.ctx.sessions() as s:
             if (await s.execute(sa.select(sa.func.count()).select_from(App))).scalar_one():
                 return None

@@ -38,6 +38,7 @@ from streampilot.services.context import Context
 from streampilot.services.errors import ServiceError
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.statewriter import lock_app, record_event
+from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppVersion, Cluster
 
 log = logging.getLogger("streampilot.policies")
@@ -98,7 +99,7 @@ class PolicyLoop:
         memory = PolicyMemory.load(app.policy_state)
         before = memory.dump()
         try:
-            rest = self.ctx.job_rest(cluster, app.job_id) if app.job_id else None
+            rest = target_for(self.ctx, cluster).flink_api(app.job_id) if app.job_id else None
             if app.state == AppState.FAILED.value:
                 stats = None
                 if spec.auto_restart is not None and rest is not None:

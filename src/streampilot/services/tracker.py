@@ -24,19 +24,18 @@ from streampilot.domain.states import (
     AppState,
     Cause,
     FlinkJobState,
-    Gone,
     Observation,
-    Seen,
     Unknown,
 )
 from streampilot.domain.transitions import AppView, Decision, decide
 from streampilot.domain.verify import compare
-from streampilot.flink.client import CheckpointStats, FlinkError, JobSummary
+from streampilot.flink.client import CheckpointStats, FlinkError
 from streampilot.services.alerting import alert_for_transition, raise_alert
 from streampilot.services.context import Context
-from streampilot.services.k8s_clusters import is_kubernetes
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
+from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
+from streampilot.targets.port import Listing
 
 log = logging.getLogger("streampilot.tracker")
 KEEP_CHECKPOINTS = 3
@@ -82,19 +81,6 @@ def _job_state(raw: str | None) -> FlinkJobState | None:
         return None
 
 
-def observe(job_id: str, listing: dict[str, JobSummary] | str, at: datetime) -> Observation:
-    """One app's observation from its cluster's listing (or the error text if the call failed)."""
-    if isinstance(listing, str):
-        return Unknown(at, listing)
-    job = listing.get(job_id)
-    if job is None:
-        return Gone(at, f"job {job_id} is not in the cluster's job list")
-    state = _job_state(job.state)
-    if state is None:
-        return Unknown(at, f"unrecognised Flink job state {job.state!r}")
-    return Seen(state, job.tasks_running, job.tasks_total, at, job.detail)
-
-
 @dataclass
 class Tracker:
     ctx: Context
@@ -109,16 +95,9 @@ class Tracker:
     def submit_grace(self) -> timedelta:
         return timedelta(seconds=self.ctx.settings.tracking.submit_grace_s)
 
-    async def _listing(self, cluster: Cluster) -> dict[str, JobSummary] | str:
+    async def _listing(self, cluster: Cluster) -> Listing:
         self.requests += 1
-        if is_kubernetes(cluster):
-            # Flink's REST API only refines what the operator says: it gets at most one tick.
-            budget = min(self.ctx.settings.flink.request_timeout_s, max(1.0, self.ctx.settings.tracking.tick_s))
-            return await self.ctx.k8s.listing(cluster, self.ctx.client_at, budget)
-        try:
-            return {j.job_id: j for j in await self.ctx.client(cluster).jobs_overview()}
-        except FlinkError as exc:
-            return str(exc)
+        return await target_for(self.ctx, cluster).observe_all()
 
     async def run_once(self) -> None:
         started = utcnow()
@@ -169,15 +148,15 @@ class Tracker:
         unknown: list[int] = []
         for app in apps:
             assert app.job_id is not None
-            obs = observe(app.job_id, listing, at)
+            obs = listing.observe(app.job_id, at)
             if isinstance(obs, Unknown):
                 unknown.append(app.id)
             if self._changes(app, self._decide(app, obs)):
                 await self.apply(app.id, app.job_id, obs)
-            summary = listing.get(app.job_id) if isinstance(listing, dict) else None
+            summary = listing.get(app.job_id)
             if summary is not None and summary.pods is not None and summary.pods != app.jobmanager_pods:
                 await self._pods_seen(app.id, app.job_id, summary.pods, at)
-        return None if isinstance(listing, str) else unknown
+        return unknown if listing.answered else None
 
     async def _pods_seen(self, app_id: int, job_id: str, pods: dict[str, int], at: datetime) -> None:
         """Kubernetes: remember the JobManager pods; a replaced or restarted pod is told in the timeline."""
@@ -196,7 +175,7 @@ class Tracker:
             cluster = await s.get(Cluster, app.cluster_id) if app is not None else None
         if app is None or cluster is None or app.job_id is None:
             return
-        obs = observe(app.job_id, await self._listing(cluster), utcnow())
+        obs = (await self._listing(cluster)).observe(app.job_id, utcnow())
         await self.apply(app.id, app.job_id, obs)
 
     def _decide(self, app: TrackedApp, obs: Observation) -> Decision:
@@ -276,9 +255,9 @@ class Tracker:
 
     async def detail(self, app: App, cluster: Cluster) -> None:
         assert app.job_id is not None
-        rest = self.ctx.job_rest(cluster, app.job_id)
+        rest = target_for(self.ctx, cluster).flink_api(app.job_id)
         if rest is None:
-            return  # Kubernetes without a REST URL template: the operator's status is all we have
+            return  # no REST API to ask (Kubernetes without a URL template): the listing is all we have
         client, flink_job_id = rest
         stats = await client.checkpoints(flink_job_id)
         await self._store_checkpoints(app.id, app.job_id, stats)

@@ -113,6 +113,7 @@ class App(Base):
     policy_state: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     operation: Mapped[str | None] = mapped_column(sa.String(20))
     operation_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    operation_id: Mapped[int | None] = mapped_column()  # the Operation holding the slot
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -137,6 +138,26 @@ class AppEvent(Base):
     cause: Mapped[str] = mapped_column(sa.String(20))
     detail: Mapped[str] = mapped_column(LongText)
     job_id: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class Operation(Base):
+    """A lifecycle verb that outlives its request: stored with its steps, resumed or failed after a restart."""
+
+    __tablename__ = "operations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    verb: Mapped[str] = mapped_column(sa.String(20))
+    state: Mapped[str] = mapped_column(sa.String(20), index=True)  # pending running succeeded failed
+    cause: Mapped[str] = mapped_column(sa.String(20))
+    actor: Mapped[str | None] = mapped_column(sa.String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    error: Mapped[str | None] = mapped_column(LongText)
+    problems: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)  # field errors, when the error is one
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Snapshot(Base):

@@ -21,7 +21,7 @@ from streampilot.flink.client import FlinkError
 from streampilot.services.apps import spec_from
 from streampilot.services.errors import ServiceError
 from streampilot.services.platform import Platform
-from streampilot.store.orm import Account, App, Cluster
+from streampilot.store.orm import Account, App, Cluster, Operation
 from streampilot.web import views
 from streampilot.web.forms import LIST_FIELDS, form_to_body, spec_to_form
 
@@ -298,7 +298,7 @@ async def _live(p: Platform, app: App, cluster: Cluster) -> dict[str, Any]:
     """Checkpoint history and exceptions straight from Flink; a slow cluster never blocks the page."""
     if not app.job_id:
         return {"history": [], "exceptions": [], "live_error": None, "flink_ui": cluster.rest_url}
-    rest = p.ctx.job_rest(cluster, app.job_id)
+    rest = await p.apps.flink_api(app)
     if rest is None:
         why = "Flink's REST API is not reachable for this app: set the cluster's options.rest_url_template"
         return {"history": [], "exceptions": [], "live_error": why, "flink_ui": None}
@@ -347,16 +347,57 @@ async def app_page(request: Request, app_id: int) -> HTMLResponse:
         b=b,
         launch=app.launch_config or {},
         chart=views.checkpoint_chart,
-        active=AppState(app.state) in ACTIVE_STATES,
-        **await _live(p, app, cluster),
+        operation=await _latest_operation(p, app_id),
+        **{**await _live(p, app, cluster), **await _actions_context(p, app, cluster)},
     )
+
+
+async def _latest_operation(p: Platform, app_id: int) -> Operation | None:
+    latest = await p.lifecycle.operations_of(app_id, 1)
+    return latest[0] if latest else None
+
+
+def _actions_key(app: App) -> str:
+    """What the action buttons depend on: they are sent again only when it changes."""
+    active = AppState(app.state) in ACTIVE_STATES
+    return f"{int(active)}-{app.running_version}-{app.current_version}"
+
+
+async def _actions_context(p: Platform, app: App, cluster: Cluster) -> dict[str, Any]:
+    snapshots = await p.lifecycle.snapshots(app.id, "savepoint") or await p.lifecycle.snapshots(app.id, "checkpoint")
+    rest = await p.apps.flink_api(app)
+    ui = f"{rest[0].base_url}/#/job/running/{rest[1]}/overview" if rest else None
+    if not app.job_id:
+        ui = cluster.rest_url
+    return {
+        "active": AppState(app.state) in ACTIVE_STATES,
+        "has_snapshots": bool(snapshots),
+        "actions_key": _actions_key(app),
+        "flink_ui": ui,
+    }
 
 
 @router.get("/apps/{app_id}/status")
 async def app_status(request: Request, app_id: int) -> HTMLResponse:
     p = platform(request)
     app = await p.apps.get(app_id)
-    return render(request, "_status.html", app=app, active=AppState(app.state) in ACTIVE_STATES)
+    return render(
+        request,
+        "_status.html",
+        app=app,
+        active=AppState(app.state) in ACTIVE_STATES,
+        operation=await _latest_operation(p, app_id),
+    )
+
+
+@router.get("/apps/{app_id}/actions")
+async def app_actions(request: Request, app_id: int) -> Response:
+    p = platform(request)
+    app = await p.apps.get(app_id)
+    if request.query_params.get("shown") == _actions_key(app):
+        return Response(status_code=204)
+    cluster = await p.clusters.get(app.cluster_id)
+    return render(request, "_actions.html", app=app, **await _actions_context(p, app, cluster))
 
 
 async def _act(app_id: int, what: str, work: Any) -> Response:
@@ -366,8 +407,7 @@ async def _act(app_id: int, what: str, work: Any) -> Response:
         return back(f"/apps/{app_id}", error=f"{what} refused: " + "; ".join(problems_of(exc).values()))
     except ServiceError as exc:
         return back(f"/apps/{app_id}", error=f"{what} failed: {exc}")
-    notice = f"Savepoint written to {result}." if what == "Savepoint" else f"{what} requested."
-    return back(f"/apps/{app_id}", notice=notice)
+    return back(f"/apps/{app_id}", notice=f"{what} requested (operation {result.id}); its steps show below.")
 
 
 @router.post("/apps/{app_id}/start")

@@ -13,6 +13,8 @@ from streampilot.api.schemas import (
     AppPatch,
     AttachAction,
     EventOut,
+    OperationAccepted,
+    OperationOut,
     SnapshotOut,
     StartAction,
     StopAction,
@@ -23,7 +25,7 @@ from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.services.errors import Unavailable
 from streampilot.services.platform import Platform
 from streampilot.services.submissions import launch_config
-from streampilot.store.orm import App
+from streampilot.store.orm import App, Operation
 
 router = APIRouter(prefix="/api/v1/apps", tags=["apps"], dependencies=[Depends(account)])
 
@@ -63,31 +65,37 @@ async def delete_app(app_id: int, p: PlatformDep) -> None:
     await p.apps.delete(app_id)
 
 
+async def _accepted(p: Platform, op: Operation) -> OperationAccepted:
+    return OperationAccepted(operation=OperationOut.of(op), app=await _out(p, await p.apps.get(op.app_id)))
+
+
 @router.post("/{app_id}/start", status_code=202)
-async def start_app(app_id: int, p: PlatformDep, body: StartAction | None = None) -> AppOut:
+async def start_app(app_id: int, p: PlatformDep, body: StartAction | None = None) -> OperationAccepted:
+    """Start the app's job: an operation that ends when the job runs (all tasks) or fails to."""
     action = body or StartAction()
-    app = await p.lifecycle.start(
+    op = await p.lifecycle.start(
         app_id, restore=action.restore, allow_non_restored_state=action.allow_non_restored_state, version=action.version
     )
-    return await _out(p, app)
+    return await _accepted(p, op)
 
 
-@router.post("/{app_id}/stop")
-async def stop_app(app_id: int, p: PlatformDep, body: StopAction | None = None) -> AppOut:
+@router.post("/{app_id}/stop", status_code=202)
+async def stop_app(app_id: int, p: PlatformDep, body: StopAction | None = None) -> OperationAccepted:
+    """Stop with a savepoint (or cancel when ``savepoint`` is false); the result has the savepoint."""
     action = body or StopAction()
-    return await _out(p, await p.lifecycle.stop(app_id, savepoint=action.savepoint, drain=action.drain))
+    return await _accepted(p, await p.lifecycle.stop(app_id, savepoint=action.savepoint, drain=action.drain))
 
 
-@router.post("/{app_id}/upgrade")
-async def upgrade_app(app_id: int, p: PlatformDep, body: UpgradeAction | None = None) -> AppOut:
+@router.post("/{app_id}/upgrade", status_code=202)
+async def upgrade_app(app_id: int, p: PlatformDep, body: UpgradeAction | None = None) -> OperationAccepted:
     """Run another version (default: the current one) of a running app, keeping its state."""
     action = body or UpgradeAction()
-    return await _out(p, await p.lifecycle.upgrade(app_id, version=action.version, drain=action.drain))
+    return await _accepted(p, await p.lifecycle.upgrade(app_id, version=action.version, drain=action.drain))
 
 
-@router.post("/{app_id}/cancel")
-async def cancel_app(app_id: int, p: PlatformDep) -> AppOut:
-    return await _out(p, await p.lifecycle.cancel(app_id))
+@router.post("/{app_id}/cancel", status_code=202)
+async def cancel_app(app_id: int, p: PlatformDep) -> OperationAccepted:
+    return await _accepted(p, await p.lifecycle.cancel(app_id))
 
 
 @router.post("/{app_id}/attach")
@@ -96,9 +104,15 @@ async def attach_app(app_id: int, body: AttachAction, p: PlatformDep) -> AppOut:
     return await _out(p, await p.lifecycle.attach(app_id, body.job_id))
 
 
-@router.post("/{app_id}/savepoints", status_code=201)
-async def trigger_savepoint(app_id: int, p: PlatformDep) -> dict[str, str]:
-    return {"path": await p.lifecycle.savepoint(app_id)}
+@router.post("/{app_id}/savepoints", status_code=202)
+async def trigger_savepoint(app_id: int, p: PlatformDep) -> OperationAccepted:
+    """Take a savepoint: its path is the operation's ``result.path``."""
+    return await _accepted(p, await p.lifecycle.savepoint(app_id))
+
+
+@router.get("/{app_id}/operations")
+async def list_operations(app_id: int, p: PlatformDep, limit: int = Query(50, ge=1, le=1000)) -> list[OperationOut]:
+    return [OperationOut.of(o) for o in await p.lifecycle.operations_of(app_id, limit)]
 
 
 @router.get("/{app_id}/savepoints")
@@ -110,7 +124,7 @@ async def _job_rest(p: Platform, app: App) -> tuple[FlinkClient, str] | str | No
     """Flink's REST API for the app's job: None without a job, a reason when there is no API to ask."""
     if not app.job_id:
         return None
-    found = p.ctx.job_rest(await p.clusters.get(app.cluster_id), app.job_id)
+    found = await p.apps.flink_api(app)
     if found is None:
         return "Flink's REST API is not reachable for this app: set the cluster's options.rest_url_template"
     return found

@@ -15,7 +15,7 @@ jobs = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(acc
 
 @router.get("")
 async def list_clusters(p: PlatformDep) -> list[ClusterOut]:
-    return [ClusterOut.of(c) for c in await p.clusters.list_clusters()]
+    return [ClusterOut.of(c, state=p.clusters.phase(c)) for c in await p.clusters.list_clusters()]
 
 
 @router.post("", status_code=201)
@@ -41,7 +41,7 @@ async def unmanaged_jobs(p: PlatformDep) -> list[dict[str, Any]]:
 @router.get("/{cluster_id}")
 async def get_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
     cluster = await p.clusters.get(cluster_id)
-    return ClusterOut.of(cluster, await p.clusters.status(cluster))
+    return ClusterOut.of(cluster, await p.clusters.status(cluster), p.clusters.phase(cluster))
 
 
 @router.delete("/{cluster_id}", status_code=204)
@@ -52,9 +52,10 @@ async def delete_cluster(cluster_id: int, p: PlatformDep) -> None:
 @router.post("/{cluster_id}/start")
 async def start_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
     cluster = await p.clusters.start(cluster_id)
-    return ClusterOut.of(cluster, await p.clusters.status(cluster))
+    return ClusterOut.of(cluster, await p.clusters.status(cluster), p.clusters.phase(cluster))
 
 
 @router.post("/{cluster_id}/stop")
 async def stop_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
-    return ClusterOut.of(await p.clusters.stop(cluster_id))
+    cluster = await p.clusters.stop(cluster_id)
+    return ClusterOut.of(cluster, state=p.clusters.phase(cluster))

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from streampilot.k8s.errors import KubeError, KubeGone
+from streampilot.targets.kubernetes.errors import KubeError, KubeGone
 
 if TYPE_CHECKING:
-    from streampilot.k8s.client import KubeApi
+    from streampilot.targets.kubernetes.client import KubeApi
 
 log = logging.getLogger("streampilot.k8s")
 

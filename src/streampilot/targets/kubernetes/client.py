@@ -22,7 +22,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
 from streampilot.domain.k8s import GROUP, VERSION
-from streampilot.k8s.errors import (
+from streampilot.targets.kubernetes.errors import (
     KubeConfigError,
     KubeError,
     KubeGone,

@@ -3,7 +3,7 @@
 ``kubernetes-application``: each app is a FlinkDeployment (its own application cluster);
 ``kubernetes-session``: each app is a FlinkSessionJob on the cluster's session FlinkDeployment.
 Lifecycle operations change the resource's spec (state, upgrade mode, savepoint nonce) and wait for
-the operator's status. Observation lives in services/k8s_clusters.py.
+the operator's status. The merged observation lives in observer.py.
 """
 
 from __future__ import annotations
@@ -30,24 +30,92 @@ from streampilot.domain.k8s import (
     with_script_volume,
 )
 from streampilot.domain.sqlscript import parse_script
+from streampilot.flink.client import FlinkClient
 from streampilot.flink.launch import PYTHON_DRIVER, RUNNER_CLASS, encode_statements
-from streampilot.k8s.errors import KubeError, KubeNotFound, KubeRejected
+from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, Unavailable
-from streampilot.services.k8s_clusters import LABELS, KubernetesClusters, options_of, plural_of
+from streampilot.services.submissions import launch_config
 from streampilot.store.orm import Cluster
+from streampilot.targets.kubernetes.errors import KubeError, KubeNotFound, KubeRejected
+from streampilot.targets.kubernetes.observer import LABELS, KubernetesClusters, options_of, plural_of
+from streampilot.targets.port import Launch, LaunchRequest, Listing, Triggered
 
 if TYPE_CHECKING:
-    from streampilot.k8s.client import KubeApi
+    from streampilot.targets.kubernetes.client import KubeApi
 
 
 @dataclass
 class KubernetesTarget:
-    clusters: KubernetesClusters
+    """What both modes share; the operator's resource name is the job's identity."""
+
+    ctx: Context
     cluster: Cluster
+
+    @property
+    def clusters(self) -> KubernetesClusters:
+        return self.ctx.k8s
 
     @property
     def options(self) -> K8sOptions:
         return options_of(self.cluster)
+
+    @property
+    def upgrades_in_place(self) -> bool:
+        return True
+
+    async def validate(self, app_name: str, spec: AppSpec) -> None:
+        """No JobManager to ask before the job starts: Flink checks the program when the job starts."""
+
+    async def prepare(self, request: LaunchRequest) -> Launch:
+        self.check(request.spec)
+        return Launch(request, resource_name(request.app_id), launch_config(request.spec, request.app_name))
+
+    async def submit(self, launch: Launch) -> None:
+        r = launch.request
+        await self.start(r.app_id, r.spec, launch.config, r.restore_path, r.allow_non_restored_state)
+
+    async def cancel(self, job_id: str) -> None:
+        await self.stop(job_id, False, self.ctx.settings.flink.savepoint_timeout_s)
+
+    async def stop_with_savepoint(self, job_id: str, *, drain: bool, timeout_s: float, triggered: Triggered) -> str:
+        path = await self.stop(job_id, True, timeout_s)
+        if path is None:
+            raise Conflict(f"the Flink operator suspended {job_id} without reporting a savepoint")
+        return path
+
+    async def savepoint(self, job_id: str, *, timeout_s: float, triggered: Triggered) -> str:
+        return await self._savepoint(job_id, timeout_s)
+
+    async def savepoint_outcome(self, job_id: str, trigger: str, timeout_s: float) -> str | None:
+        return None  # the operator's nonce is not resumed after a platform restart: the operation fails
+
+    async def observe_all(self) -> Listing:
+        # Flink's REST API only refines what the operator says: it gets at most one tick.
+        settings = self.ctx.settings
+        budget = min(settings.flink.request_timeout_s, max(1.0, settings.tracking.tick_s))
+        found = await self.clusters.listing(self.cluster, self.ctx.client_at, budget)
+        return Listing.failed(found) if isinstance(found, str) else Listing(found)
+
+    def flink_api(self, job_id: str) -> tuple[FlinkClient, str] | None:
+        found = self.clusters.rest_of(self.cluster, job_id)
+        return None if found is None else (self.ctx.client_at(found[0]), found[1])
+
+    async def describe(self) -> dict[str, Any]:
+        cache = self.clusters.cache(self.cluster)
+        await cache.wait_synced(2)
+        snapshot = cache.snapshot()
+        if isinstance(snapshot, str):
+            return {"reachable": False, "error": snapshot}
+        return {"reachable": True, "resources": len(snapshot)}
+
+    async def start_cluster(self, timeout_s: float) -> str:
+        raise Conflict(
+            f"cluster {self.cluster.name!r} is {self.cluster.kind}: each app brings its own Flink cluster; "
+            "only local and kubernetes-session clusters are started and stopped by the platform"
+        )
+
+    async def stop_cluster(self) -> None:
+        await self.start_cluster(0)
 
     def check(self, spec: AppSpec) -> None:
         problems = spec_problems(spec, self.cluster.kind, self.options)
@@ -215,7 +283,7 @@ class KubernetesTarget:
         resource = await self._await(name, lambda r: _last_savepoint(r) not in (None, before), timeout_s)
         return _last_savepoint(resource)
 
-    async def savepoint(self, name: str, timeout_s: float) -> str:
+    async def _savepoint(self, name: str, timeout_s: float) -> str:
         current = await self._current(name)
         nonce = int(((current.get("spec") or {}).get("job") or {}).get("savepointTriggerNonce") or 0) + 1
         await self._patch_job(name, {"savepointTriggerNonce": nonce})
@@ -278,15 +346,27 @@ def _last_savepoint(resource: dict[str, Any]) -> str | None:
     return str(location) if location else None
 
 
-@dataclass
-class KubernetesSession:
-    """A kubernetes-session cluster's own FlinkDeployment: started and stopped like a local cluster.
+class KubernetesApplicationTarget(KubernetesTarget):
+    """``kubernetes-application``: a FlinkDeployment per app, its own JobManager."""
 
-    A session that already exists is used as it is; only one streampilot created is ever deleted.
+
+class KubernetesSessionTarget(KubernetesTarget):
+    """``kubernetes-session``: a FlinkSessionJob per app on the cluster's session FlinkDeployment, which
+    is started and stopped like a local cluster. A session that already exists is used as it is; only
+    one streampilot created is ever deleted.
     """
 
-    clusters: KubernetesClusters
-    cluster: Cluster
+    async def describe(self) -> dict[str, Any]:
+        out = await super().describe()
+        if out.get("reachable"):
+            out["session"] = await self.state()
+        return out
+
+    async def start_cluster(self, timeout_s: float) -> str:
+        return await self._start_session(timeout_s)
+
+    async def stop_cluster(self) -> None:
+        await self._stop_session()
 
     async def _get(self, api: KubeApi) -> dict[str, Any] | None:
         o = options_of(self.cluster)
@@ -298,7 +378,7 @@ class KubernetesSession:
         except KubeError as exc:
             raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
 
-    async def start(self, timeout_s: float) -> str:
+    async def _start_session(self, timeout_s: float) -> str:
         """Create the session deployment unless it exists; wait until its JobManager is ready."""
         o = options_of(self.cluster)
         api = await self.clusters.api(self.cluster)
@@ -321,7 +401,7 @@ class KubernetesSession:
             await asyncio.sleep(0.3)
         raise Unavailable(f"session {o.session_name} not ready after {timeout_s:.0f} s; see its FlinkDeployment")
 
-    async def stop(self) -> None:
+    async def _stop_session(self) -> None:
         o = options_of(self.cluster)
         api = await self.clusters.api(self.cluster)
         current = await self._get(api)

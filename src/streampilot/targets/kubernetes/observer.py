@@ -31,18 +31,18 @@ from streampilot.domain.k8s import (
 )
 from streampilot.domain.states import FlinkJobState
 from streampilot.flink.client import FlinkClient, FlinkError, JobSummary
-from streampilot.k8s.errors import KubeConfigError, KubeError
-from streampilot.k8s.errors import KubeUnavailable as KubeUnavailableError
-from streampilot.k8s.watch import ResourceCache
 from streampilot.store.orm import Cluster
+from streampilot.targets.kubernetes.errors import KubeConfigError, KubeError
+from streampilot.targets.kubernetes.errors import KubeUnavailable as KubeUnavailableError
+from streampilot.targets.kubernetes.watch import ResourceCache
 
 if TYPE_CHECKING:
-    from streampilot.k8s.client import KubeApi
+    from streampilot.targets.kubernetes.client import KubeApi
 
 
 async def connect(kubeconfig: str | None, context: str | None, timeout_s: float = 10.0) -> KubeApi:
     """A Kubernetes API connection; the client library is loaded on first use (it costs ~50 MB)."""
-    from streampilot.k8s.client import KubeApi
+    from streampilot.targets.kubernetes.client import KubeApi
 
     return await KubeApi.connect(kubeconfig, context, timeout_s=timeout_s)
 

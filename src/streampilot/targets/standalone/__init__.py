@@ -1,0 +1,1 @@
+"""Standalone session clusters, local or remote, through the JobManager's REST API."""
