@@ -7,7 +7,6 @@ import asyncio
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ SPEC = {"kind": "sql", "sql": "INSERT INTO b SELECT 1", "parallelism": 1, "check
 
 
 async def run(home: Path) -> None:
-    platform = Platform(replace(Settings(), home=home))
+    platform = Platform(Settings().with_(home=home))
     await platform.open()
     now = utcnow()
     async with platform.ctx.sessions() as s, s.begin():

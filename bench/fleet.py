@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -84,7 +83,7 @@ async def run(home: Path) -> None:
         stdout=subprocess.PIPE,
     )
     assert fleet.stdout is not None and fleet.stdout.readline().strip() == b"ready"
-    settings = replace(Settings(), home=home, tracking=TrackingSettings(tick_s=TICK, lost_after_s=60))
+    settings = Settings().with_(home=home, tracking=TrackingSettings(tick_s=TICK, lost_after_s=60))
     platform = Platform(settings)
     try:
         await platform.open()

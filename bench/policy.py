@@ -11,7 +11,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from streampilot.domain.apps import AppKind, AppSpec, CheckpointFailurePolicy, Checkpointing
@@ -50,7 +49,7 @@ async def run(root: Path) -> None:
         )
     )
     await cluster.start()
-    platform = Platform(replace(Settings(), home=root / "home"))
+    platform = Platform(Settings().with_(home=root / "home"))
     markers = root / "markers"
     markers.mkdir()
     try:

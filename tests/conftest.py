@@ -11,7 +11,6 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiomysql
@@ -112,8 +111,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 def test_settings(home: Path, db: str) -> Settings:
-    return replace(
-        Settings(),
+    return Settings().with_(
         home=home,
         database_url=db,
         tracking=TrackingSettings(tick_s=0.3, lost_after_s=5, submit_grace_s=10, detail_every_s=0.5),

@@ -87,14 +87,39 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (default 8765 or STREAMPILOT_PORT).")
 @click.option("--no-example", is_flag=True, help="Do not create and start the example app on first start.")
 @click.option("--no-local-cluster", is_flag=True, help="Do not start a local Flink cluster.")
-def server(host: str | None, port: int | None, no_example: bool, no_local_cluster: bool) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="debug adds every HTTP call (default info or STREAMPILOT_LOG_LEVEL).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="json: one JSON object per line (default text or STREAMPILOT_LOG_FORMAT).",
+)
+def server(
+    host: str | None,
+    port: int | None,
+    no_example: bool,
+    no_local_cluster: bool,
+    log_level: str | None,
+    log_format: str | None,
+) -> None:
     """Run the platform: database, local Flink cluster, REST API and console."""
     from streampilot.server import serve
+    from streampilot.settings import LogSettings
 
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         fail(str(exc))
+    if log_level or log_format:
+        log = settings.log
+        settings = settings.with_(
+            log=LogSettings(level=log_level or log.level, format=log_format or log.format)
+        )
     try:
         serve(settings, host=host, port=port, example=not no_example, local_cluster=not no_local_cluster)
     except KeyboardInterrupt:
@@ -107,7 +132,7 @@ def server(host: str | None, port: int | None, no_example: bool, no_local_cluste
 class Api:
     def __init__(self) -> None:
         settings = Settings.from_env()
-        self.url = os.environ.get("STREAMPILOT_URL", f"http://{settings.server.host}:{settings.server.port}")
+        self.url = os.environ.get("STREAMPILOT_URL", f"http://{settings.host}:{settings.port}")
         token = os.environ.get("STREAMPILOT_TOKEN")
         if not token:
             try:

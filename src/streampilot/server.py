@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from streampilot.api.app import create_app
+from streampilot.logs import configure, uvicorn_config
 from streampilot.services.platform import Platform
 from streampilot.settings import Settings
 
@@ -18,7 +19,7 @@ log = logging.getLogger("streampilot")
 
 
 def serve(settings: Settings, *, host: str | None, port: int | None, example: bool, local_cluster: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log.level, settings.log.format)
     platform = Platform(settings)
 
     @asynccontextmanager
@@ -35,8 +36,8 @@ def serve(settings: Settings, *, host: str | None, port: int | None, example: bo
             bring_up = platform.bring_up_in_background(example=example)
         log.info(
             "streampilot ready on http://%s:%s (API docs at /docs)",
-            host or settings.server.host,
-            port or settings.server.port,
+            host or settings.host,
+            port or settings.port,
         )
         try:
             yield
@@ -51,4 +52,11 @@ def serve(settings: Settings, *, host: str | None, port: int | None, example: bo
             await platform.close()
 
     app = create_app(platform, lifespan=lifespan)
-    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_level="info")
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=uvicorn_config(),
+        log_level=settings.log.level,
+        access_log=settings.log.level == "debug",
+    )

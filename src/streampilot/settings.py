@@ -1,62 +1,93 @@
 """Nested settings, read once from the environment (``STREAMPILOT_*``) and the command line.
 
-Every number that a test wants shorter (tick, lost_after, timeouts) lives here so tests can pass
-their own values instead of patching modules.
+Every setting has an environment name: a top-level one is ``STREAMPILOT_<NAME>`` (``STREAMPILOT_PORT``),
+one of a group ``STREAMPILOT_<GROUP>_<NAME>`` (``STREAMPILOT_TRACKING_TICK_S``). Every number that a
+test wants shorter (tick, lost_after, timeouts) lives here so tests pass their own values instead of
+patching modules. The README's settings table lists them all (a test keeps it so).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "STREAMPILOT_"
 
 
-@dataclass(frozen=True)
-class TrackingSettings:
-    tick_s: float = 2.0
-    lost_after_s: float = 60.0
-    # A freshly submitted job may not be listed yet; "not listed" within this grace is no evidence.
-    submit_grace_s: float = 30.0
-    # Checkpoint statistics and config readback are fetched per job at their own, slower cadence.
-    detail_every_s: float = 10.0
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-@dataclass(frozen=True)
-class FlinkSettings:
-    request_timeout_s: float = 10.0
-    # jar run runs the user's main() inside the JobManager: allow it more time than a plain call.
-    submit_timeout_s: float = 120.0
-    savepoint_timeout_s: float = 300.0
-    # A start operation follows its job this long; a job still waiting for slots is left to the tracker.
-    start_wait_s: float = 120.0
-    local_slots: int = 4
-    local_ready_timeout_s: float = 60.0
+class TrackingSettings(_Group):
+    tick_s: float = Field(2.0, gt=0, description="how often each cluster is asked for its jobs")
+    lost_after_s: float = Field(60.0, gt=0, description="how long without an answer before an app is LOST")
+    submit_grace_s: float = Field(
+        30.0, ge=0, description="a job not listed within this time after its submission is no evidence of loss"
+    )
+    detail_every_s: float = Field(
+        10.0, gt=0, description="how often checkpoint statistics and the configuration readback are read per job"
+    )
 
 
-@dataclass(frozen=True)
-class AlertSettings:
-    dispatch_tick_s: float = 1.0
-    # The same app and reason reach a channel at most once per this period; the rest are counted.
-    throttle_s: float = 300.0
-    max_attempts: int = 5
-    backoff_s: float = 2.0  # first retry after this, doubling each time
-    console_url: str | None = None  # base URL for links in messages; default: the server's own address
+class FlinkSettings(_Group):
+    request_timeout_s: float = Field(10.0, gt=0, description="timeout of a call to Flink's REST API")
+    submit_timeout_s: float = Field(
+        120.0, gt=0, description="timeout of a submission (Flink runs the program's main() meanwhile)"
+    )
+    savepoint_timeout_s: float = Field(300.0, gt=0, description="how long a savepoint may take")
+    start_wait_s: float = Field(
+        120.0, gt=0, description="how long a start operation follows its job before leaving it to the tracker"
+    )
+    local_slots: int = Field(4, ge=1, description="task slots of a new local cluster")
+    local_ready_timeout_s: float = Field(
+        60.0, gt=0, description="how long a local or session cluster may take to start"
+    )
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8765
+class AlertSettings(_Group):
+    dispatch_tick_s: float = Field(1.0, gt=0, description="how often new alerts are fanned out to channels")
+    throttle_s: float = Field(
+        300.0, ge=0, description="the same app and reason reach a channel at most once per this period"
+    )
+    max_attempts: int = Field(5, ge=1, description="delivery attempts before a delivery fails")
+    backoff_s: float = Field(2.0, gt=0, description="first retry after this, doubling each time")
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path = field(default_factory=lambda: Path(".streampilot").resolve())
-    database_url: str | None = None
-    server: ServerSettings = field(default_factory=ServerSettings)
-    tracking: TrackingSettings = field(default_factory=TrackingSettings)
-    flink: FlinkSettings = field(default_factory=FlinkSettings)
-    alerts: AlertSettings = field(default_factory=AlertSettings)
+class LogSettings(_Group):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug adds every HTTP call to Flink and Kubernetes"
+    )
+    format: Literal["text", "json"] = Field("text", description="json: one JSON object per line, for machines")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        frozen=True,
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        default_factory=lambda: Path(".streampilot").resolve(),
+        description="database, token, jars, local clusters' folders",
+    )
+    database_url: str | None = Field(
+        None, description="e.g. `postgresql://user@host/db`, `mysql://root@host/db` (default: SQLite in the home)"
+    )
+    host: str = Field("127.0.0.1", description="where the API and console listen")
+    port: int = Field(8765, ge=1, le=65535, description="the API's and console's port")
+    console_url: str | None = Field(
+        None, description="base URL for links in alert messages (default: the server's own address)"
+    )
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -66,52 +97,41 @@ class Settings:
     def token_file(self) -> Path:
         return self.home / "admin.token"
 
+    @property
+    def server_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (tests pass shorter intervals this way)."""
+        return self.model_copy(update=changes)
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        base = cls()
-        home = Path(env["STREAMPILOT_HOME"]).resolve() if env.get("STREAMPILOT_HOME") else base.home
-        server = ServerSettings(
-            host=env.get("STREAMPILOT_HOST", base.server.host),
-            port=_int(env, "STREAMPILOT_PORT", base.server.port),
-        )
-        tracking = TrackingSettings(
-            tick_s=_float(env, "STREAMPILOT_TRACKING_TICK_S", base.tracking.tick_s),
-            lost_after_s=_float(env, "STREAMPILOT_TRACKING_LOST_AFTER_S", base.tracking.lost_after_s),
-        )
-        alerts = AlertSettings(
-            throttle_s=_float(env, "STREAMPILOT_ALERTS_THROTTLE_S", base.alerts.throttle_s),
-            console_url=env.get("STREAMPILOT_CONSOLE_URL") or None,
-        )
-        return replace(
-            base,
-            alerts=alerts,
-            home=home,
-            database_url=env.get("STREAMPILOT_DATABASE_URL") or None,
-            server=server,
-            tracking=tracking,
-        )
+    def from_env(cls) -> Settings:
+        """Settings from the environment; a value that cannot be used is a SettingsError naming it."""
+        try:
+            settings = cls()
+        except ValidationError as exc:
+            problems = []
+            for e in exc.errors():
+                name = PREFIX + "_".join(str(p) for p in e["loc"] if not isinstance(p, int)).upper()
+                problems.append(f"{name}={e.get('input')!r}: {e['msg']}")
+            raise SettingsError("; ".join(problems)) from None
+        return settings.with_(home=settings.home.expanduser().resolve())
+
+    @classmethod
+    def table(cls) -> list[tuple[str, str, str]]:
+        """Every setting as (environment name, default, meaning), for the README."""
+        rows: list[tuple[str, str, str]] = []
+        for name, f in cls.model_fields.items():
+            group = f.annotation if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel) else None
+            if group is None:
+                default = "" if f.default_factory is not None or f.default is None else str(f.default)
+                rows.append((PREFIX + name.upper(), default, f.description or ""))
+                continue
+            for sub, sf in group.model_fields.items():
+                rows.append((f"{PREFIX}{name.upper()}_{sub.upper()}", str(sf.default), sf.description or ""))
+        return rows
 
 
 class SettingsError(ValueError):
     """A setting from the environment has a value that cannot be used."""
-
-
-def _int(env: dict[str, str], key: str, default: int) -> int:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{key}={raw!r} is not a whole number") from None
-
-
-def _float(env: dict[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{key}={raw!r} is not a number") from None

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import time
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -130,9 +129,7 @@ async def _raise(platform: Platform, app: App, reason: AlertReason = AlertReason
 
 
 def fast_alerts(platform: Platform, **kw: Any) -> None:
-    platform.ctx.settings = replace(
-        platform.ctx.settings, alerts=AlertSettings(dispatch_tick_s=0.1, backoff_s=0.1, **kw)
-    )
+    platform.ctx.settings = platform.ctx.settings.with_(alerts=AlertSettings(dispatch_tick_s=0.1, backoff_s=0.1, **kw))
 
 
 async def test_500_is_retried_with_history_and_400_is_not(

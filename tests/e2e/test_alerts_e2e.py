@@ -4,7 +4,6 @@ webhook), a flapping job is throttled, and a hanging receiver never delays state
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +88,7 @@ async def test_failed_job_alerts_once_per_channel(
     receiver: HttpReceiver,
     smtp: SmtpReceiver,
 ) -> None:
-    platform.ctx.settings = replace(platform.ctx.settings, alerts=AlertSettings(dispatch_tick_s=0.2))
+    platform.ctx.settings = platform.ctx.settings.with_(alerts=AlertSettings(dispatch_tick_s=0.2))
     app_id = await crashing_app(api, flink, jobs_jar, tmp_path, await channels(api, receiver, smtp))
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
     await wait_state(api, app_id, "RUNNING")
@@ -119,7 +118,7 @@ async def test_flapping_job_is_throttled_with_suppressed_count(
     receiver: HttpReceiver,
     smtp: SmtpReceiver,
 ) -> None:
-    platform.ctx.settings = replace(platform.ctx.settings, alerts=AlertSettings(dispatch_tick_s=0.2, throttle_s=8))
+    platform.ctx.settings = platform.ctx.settings.with_(alerts=AlertSettings(dispatch_tick_s=0.2, throttle_s=8))
     hook = (await channels(api, receiver, smtp))[0]
     app_id = await crashing_app(
         api,
@@ -157,7 +156,7 @@ async def test_flapping_job_is_throttled_with_suppressed_count(
 async def test_hanging_receiver_does_not_delay_tracking(
     api: httpx.AsyncClient, flink: int, platform: Platform, receiver: HttpReceiver
 ) -> None:
-    platform.ctx.settings = replace(platform.ctx.settings, alerts=AlertSettings(dispatch_tick_s=0.1))
+    platform.ctx.settings = platform.ctx.settings.with_(alerts=AlertSettings(dispatch_tick_s=0.1))
     resp = await api.post(
         "/api/v1/alert-channels",
         json={"name": "stuck", "kind": "webhook", "config": {"url": f"{receiver.url}/x", "timeout_s": 60}},

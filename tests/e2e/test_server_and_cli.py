@@ -6,7 +6,10 @@ Ctrl-C (SIGINT) stops everything the server started.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from streampilot.flink.local import free_port
 
@@ -41,55 +45,97 @@ def wait_http(url: str, timeout: float) -> None:
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
-def test_server_with_local_cluster_example_and_cli(tmp_path: Path) -> None:
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_walkthrough() -> tuple[str, str, list[str]]:
+    """orders.yaml, change.yaml and the commands to run in order, exactly as the README shows them."""
+    text = README.read_text()
+    orders = re.search(r"```yaml\n(# orders\.yaml\n.*?)```", text, re.S)
+    change = re.search(r"```yaml\n(# change\.yaml\n.*?)```", text, re.S)
+    commands = re.search(r"Then, in this order:\n\n```bash\n(.*?)```", text, re.S)
+    assert orders and change and commands, "the README's walk-through moved"
+    lines = [line.split(" #", 1)[0].strip() for line in commands.group(1).splitlines() if line.strip()]
+    return orders.group(1), change.group(1), lines
+
+
+def test_server_answers_at_once_then_runs_the_readme_walkthrough(tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
         "STREAMPILOT_HOME": str(tmp_path / "home"),
         "STREAMPILOT_PORT": str(port),
         "STREAMPILOT_TRACKING_TICK_S": "0.5",
-        "COLUMNS": "200",
     }
+    env.pop("COLUMNS", None)
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen([*CLI, "server"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_http(f"http://127.0.0.1:{port}/api/v1/health", 120)
+        wait_http(f"http://127.0.0.1:{port}/api/v1/health", 30)
         token_file = tmp_path / "home" / "admin.token"
         assert token_file.stat().st_mode & 0o777 == 0o600
+        # The API answers while the local cluster is still starting in the background.
+        states = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "RUNNING" not in states:
+            listed = json.loads(cli(env, "cluster", "list", "-o", "json").stdout)
+            states += [c["state"] for c in listed if c["name"] == "local" and c["state"]]
+            time.sleep(0.2)
+        assert states[0] == "STARTING" and states[-1] == "RUNNING", states
 
         deadline = time.monotonic() + 90
         while "RUNNING" not in (out := cli(env, "app", "list").stdout) and time.monotonic() < deadline:
             time.sleep(1)
         assert "example-datagen-to-blackhole" in out and "RUNNING" in out, out
-
-        clusters = cli(env, "cluster", "list").stdout
-        assert "local" in clusters
         assert "bundled-2.3.0" in cli(env, "flink-home", "list").stdout
 
-        spec = tmp_path / "app.yaml"
-        spec.write_text(
-            "name: cli-app\nkind: sql\ncluster_id: 1\nsql_file: job.sql\nparallelism: 1\n"
-            "checkpointing:\n  interval_s: 1\n"
-        )
-        (tmp_path / "job.sql").write_text(
-            "CREATE TABLE s (x INT) WITH ('connector' = 'datagen', 'rows-per-second' = '5');\n"
-            "CREATE TABLE k (x INT) WITH ('connector' = 'blackhole');\nINSERT INTO k SELECT x FROM s;\n"
-        )
-        assert "created application" in cli(env, "app", "create", "-f", str(spec)).stdout
-        assert "is RUNNING" in cli(env, "app", "start", "cli-app").stdout
-        assert cli(env, "app", "savepoint", "cli-app").stdout.strip().startswith("file:")
-        change = tmp_path / "change.yaml"
-        change.write_text("parallelism: 2\n")
-        assert "version 2; running version 1" in cli(env, "app", "update", "cli-app", "-f", str(change)).stdout
-        assert "runs version 2" in cli(env, "app", "upgrade", "cli-app").stdout
-        assert "FINISHED" in cli(env, "app", "stop", "cli-app").stdout
-        events = cli(env, "app", "events", "cli-app").stdout
-        assert "STARTING" in events and "FINISHED" in events
-        assert "2" in cli(env, "app", "versions", "cli-app").stdout
+        # The README's walk-through, in order, as written (its YAML files included).
+        orders, change, commands = readme_walkthrough()
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / "orders.yaml").write_text(orders)
+        (work / "change.yaml").write_text(change)
+        said = {}
+        for command in commands:
+            args = shlex.split(command)
+            assert args[0] == ".venv/bin/streampilot", command
+            proc = subprocess.run([*CLI, *args[1:]], env=env, cwd=work, capture_output=True, text=True, timeout=240)
+            assert proc.returncode == 0, f"{command}: {proc.stderr}{proc.stdout}"
+            said[" ".join(args[1:3]) + (" restore" if "--restore" in args else "")] = proc.stdout
+        assert "orders is RUNNING" in said["app start"] and "orders is RUNNING" in said["app start restore"]
+        savepoint = said["app savepoint"]
+        assert savepoint.startswith("file:") and savepoint.count("\n") == 1  # the path alone, for scripts
+        assert Path(savepoint.strip().removeprefix("file:"), "_metadata").exists()
+        assert "FINISHED; savepoint file:" in said["app stop"]
+        assert "version 2; running version 1" in said["app update"]
+        assert "+parallelism: 2" in said["app versions"]
+        assert "orders runs version 2" in said["app upgrade"]
+        assert "STARTING" in said["app events"] and "FINISHED" in said["app events"]
+        assert "CANCELED" in said["app cancel"]
+        ops = json.loads(cli(env, "app", "operations", "orders", "-o", "json").stdout)
+        assert [(o["verb"], o["state"]) for o in ops][:3] == [
+            ("cancel", "succeeded"),
+            ("upgrade", "succeeded"),
+            ("start", "succeeded"),
+        ]
+
+        # --no-wait prints the operation's id; 'operation wait' follows it to its end.
+        op_id = cli(env, "app", "start", "orders", "--no-wait").stdout.strip()
+        assert op_id.isdigit()
+        assert "succeeded" in cli(env, "operation", "wait", op_id).stdout
+        shown = yaml.safe_load(cli(env, "operation", "show", op_id, "-o", "yaml").stdout)
+        assert shown["verb"] == "start" and shown["result"]["state"] == "RUNNING"
+        # A table to a pipe keeps every value whole (no terminal width to fit).
+        job_id = json.loads(cli(env, "app", "show", "orders", "-o", "json").stdout)["status"]["job_id"]
+        assert job_id in cli(env, "app", "list").stdout
+        cli(env, "app", "cancel", "orders")
 
         # Errors are one clear line, no traceback, non-zero exit.
+        spec = work / "orders.yaml"
         again = cli(env, "app", "create", "-f", str(spec), ok=False)
         assert again.returncode != 0 and "already exists" in again.stderr and "Traceback" not in again.stderr
+        stopped = cli(env, "app", "stop", "orders", ok=False)
+        assert stopped.returncode != 0 and "not running" in stopped.stderr and "Traceback" not in stopped.stderr
         missing = cli(env, "app", "start", "no-such-app", ok=False)
         assert missing.returncode != 0 and "no application named" in missing.stderr
         no_cluster = cli(env, "cluster", "stop", "no-such-cluster", ok=False)
@@ -98,6 +144,9 @@ def test_server_with_local_cluster_example_and_cli(tmp_path: Path) -> None:
         bad.write_text("name: [unclosed\n")
         broken = cli(env, "app", "create", "-f", str(bad), ok=False)
         assert broken.returncode != 0 and "not valid YAML" in broken.stderr and "Traceback" not in broken.stderr
+        bad_env = cli({**env, "STREAMPILOT_TRACKING_TICK_S": "soon"}, "server", ok=False)
+        assert bad_env.returncode != 0 and "STREAMPILOT_TRACKING_TICK_S='soon'" in bad_env.stderr
+        assert "Traceback" not in bad_env.stderr
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=90)

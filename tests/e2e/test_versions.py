@@ -43,12 +43,16 @@ async def test_edit_diff_and_run_a_chosen_version(api: httpx.AsyncClient, flink:
     assert unknown.status_code == 404
 
 
-async def test_upgrade_runs_the_new_version_from_a_savepoint_of_the_old(
-    api: httpx.AsyncClient, flink: int
-) -> None:
+async def test_upgrade_runs_the_new_version_from_a_savepoint_of_the_old(api: httpx.AsyncClient, flink: int) -> None:
     resp = await api.post(
         "/api/v1/apps",
-        json={"name": "upgraded", "kind": "sql", "cluster_id": flink, "sql": DATAGEN_SQL, "checkpointing": {"interval_s": 1}},
+        json={
+            "name": "upgraded",
+            "kind": "sql",
+            "cluster_id": flink,
+            "sql": DATAGEN_SQL,
+            "checkpointing": {"interval_s": 1},
+        },
     )
     app_id = resp.json()["id"]
     stopped = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
@@ -67,8 +71,10 @@ async def test_upgrade_runs_the_new_version_from_a_savepoint_of_the_old(
     app = await wait_app(
         api,
         app_id,
-        lambda a: a["status"]["config_verified"] is not None
-        and (a["status"]["last_checkpoint"] or {}).get("restored_from") is not None,
+        lambda a: (
+            a["status"]["config_verified"] is not None
+            and (a["status"]["last_checkpoint"] or {}).get("restored_from") is not None
+        ),
         what="readback and restore",
     )
     assert app["status"]["config_verified"] is True

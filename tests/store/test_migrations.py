@@ -23,3 +23,15 @@ async def test_migrations_match_models(db_url: str) -> None:
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+def test_the_shortcut_head_is_alembics_head() -> None:
+    """A start skips alembic when the database is at head_revision(): it must be alembic's own head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from streampilot.store.db import MIGRATIONS, head_revision
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == head_revision()

@@ -21,7 +21,7 @@ from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError
 from streampilot.services.platform import Platform
 from streampilot.web import pages, setup_pages
-from streampilot.web.pages import LoginRequired, login_redirect
+from streampilot.web.common import LoginRequired, login_redirect
 
 log = logging.getLogger("streampilot.api")
 

@@ -15,7 +15,8 @@ from streampilot.domain.channels import CONFIGS, MASK, ChannelKind, Message, _Co
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound
-from streampilot.store.orm import AlertChannel
+from streampilot.store.alerts import AlertRepository
+from streampilot.store.orm import Alert, AlertChannel
 
 
 def parse_config(kind: str, raw: dict[str, Any]) -> _Config:
@@ -98,6 +99,17 @@ class ChannelService:
         )
         async with httpx.AsyncClient() as http:
             return await send(http, config, message)
+
+    async def deliveries(self, channel_id: int) -> list[dict[str, Any]]:
+        """The channel's newest deliveries, each with its attempts."""
+        return await AlertRepository(self.ctx.sessions).deliveries_to(channel_id)
+
+    async def alerts(self, app_id: int | None, limit: int) -> list[tuple[Alert, list[dict[str, Any]]]]:
+        """The newest alerts (of one app, or all) with their deliveries."""
+        return await AlertRepository(self.ctx.sessions).alerts(app_id, limit)
+
+    async def recent_deliveries(self, limit: int) -> list[dict[str, Any]]:
+        return (await AlertRepository(self.ctx.sessions).recent_deliveries())[:limit]
 
 
 def masked(channel: AlertChannel) -> dict[str, Any]:

@@ -165,9 +165,7 @@ class Dispatcher:
             cluster = await s.get(Cluster, app.cluster_id) if app else None
         facts = dict(alert.facts or {})
         exception = facts.pop("exception", None)
-        base = self.ctx.settings.alerts.console_url or (
-            f"http://{self.ctx.settings.server.host}:{self.ctx.settings.server.port}"
-        )
+        base = self.ctx.settings.console_url or (f"http://{self.ctx.settings.host}:{self.ctx.settings.port}")
         numbers = {k: v for k, v in facts.items() if k not in ("state", "job_id", "previous_state")}
         return Message(
             title=alert.title,

@@ -121,7 +121,7 @@ class Lifecycle(Operations):
         """Follow a just-started job until it runs (all tasks) or ends; a job still waiting for slots
         after the start wait is left to the tracker, and the operation says so."""
         wait_s = self.ctx.settings.flink.start_wait_s
-        app = await self._wait_until(oplog.app_id, lambda a: a.state != AppState.STARTING.value, wait_s, 0.05)
+        app = await self._wait_until(oplog.app_id, lambda a: a.state != AppState.STARTING.value, wait_s, 0.02)
         state = AppState(app.state)
         oplog.result["state"] = state.value
         if state == AppState.RUNNING:

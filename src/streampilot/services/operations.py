@@ -86,7 +86,7 @@ class OpLog:
     async def step(self, text: str, **result: Any) -> None:
         """Record a step (and facts for the result, e.g. a savepoint trigger to resume from)."""
         self.result.update(result)
-        log.info("%s", text, extra={"app": self.app_id, "operation": self.op_id})
+        log.debug("%s", text, extra={"app": self.app_id, "operation": self.op_id})
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(Operation, self.op_id)
             if row is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,8 @@ from streampilot.domain.rules import check_transition
 from streampilot.domain.states import AppState, Cause
 from streampilot.services.errors import Conflict
 from streampilot.store.orm import App, AppEvent, utcnow
+
+log = logging.getLogger("streampilot.state")
 
 
 class StateChanged(Conflict):
@@ -81,4 +84,13 @@ async def set_app_state(
         return False
     await record_event(session, app, to, cause, detail, at=at, from_state=current.value)
     app.state = to.value
+    log.info(
+        "%s: %s -> %s (%s): %s",
+        app.name,
+        current.value,
+        to.value,
+        cause.value,
+        detail,
+        extra={"app": app.id, "job": app.job_id},
+    )
     return True

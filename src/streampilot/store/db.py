@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
+import sqlalchemy as sa
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def head_revision() -> str:
+    """The newest migration's revision; revisions are named by their file's number (0006_...)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 class DatabaseUrlError(ValueError):
@@ -59,7 +63,18 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-ar
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def _current_revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _upgrade(conn: Connection) -> None:
+    if _current_revision(conn) == head_revision():
+        return  # the usual start: no need to load alembic (a quarter of a second)
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn

@@ -4,93 +4,33 @@ htmx refreshes the live parts (app list, app status) by polling small fragments.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 
-from streampilot.domain.alerts import AlertReason
-from streampilot.domain.channels import ChannelKind
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import ACTIVE_STATES, AppState
 from streampilot.flink.client import FlinkError
 from streampilot.services.apps import spec_from
 from streampilot.services.errors import ServiceError
 from streampilot.services.platform import Platform
-from streampilot.store.orm import Account, App, Cluster, Operation
+from streampilot.store.orm import App, Cluster, Operation
 from streampilot.web import views
-from streampilot.web.forms import LIST_FIELDS, form_to_body, spec_to_form
-
-COOKIE = "streampilot_token"
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.globals.update(
-    errors_under=views.errors_under,
-    ago=views.ago,
-    span=views.span,
-    size=views.size,
-    badge=views.BADGE,
-    ms_time=views.ms_time,
-    states=[s.value for s in AppState],
-    reasons=[r.value for r in AlertReason],
-    channel_kinds=[k.value for k in ChannelKind],
+from streampilot.web.common import (
+    COOKIE,
+    back,
+    flat,
+    page_account,
+    platform,
+    problems_of,
+    render,
 )
-
-
-class LoginRequired(Exception):
-    def __init__(self, next_url: str) -> None:
-        self.next_url = next_url
-
-
-def platform(request: Request) -> Platform:
-    p: Platform = request.app.state.platform
-    return p
-
-
-async def page_account(request: Request) -> Account:
-    token = request.cookies.get(COOKIE, "")
-    account = await platform(request).accounts.authenticate(token) if token else None
-    if account is None:
-        raise LoginRequired(str(request.url.path))
-    return account
-
+from streampilot.web.forms import form_to_body, spec_to_form
 
 public = APIRouter(include_in_schema=False)
 router = APIRouter(include_in_schema=False, dependencies=[Depends(page_account)])
-
-
-def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    ctx.setdefault("notice", request.query_params.get("notice"))
-    ctx.setdefault("error", request.query_params.get("error"))
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
-
-
-def back(url: str, *, notice: str | None = None, error: str | None = None) -> RedirectResponse:
-    params = {k: v for k, v in (("notice", notice), ("error", error)) if v}
-    return RedirectResponse(f"{url}?{urlencode(params)}" if params else url, status_code=303)
-
-
-def problems_of(exc: SpecError) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for p in exc.problems:
-        where = f" (line {p.line}{f', column {p.column}' if p.column else ''})" if p.line else ""
-        out.setdefault(p.field, p.message + where)
-    return out
-
-
-def flat(form: FormData) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            continue
-        if key in LIST_FIELDS:
-            out.setdefault(key, []).append(value)
-        else:
-            out[key] = value
-    return out
 
 
 # ---- login ------------------------------------------------------------------------------------
@@ -460,7 +400,3 @@ async def delete(request: Request, app_id: int) -> Response:
     except ServiceError as exc:
         return back(f"/apps/{app_id}", error=str(exc))
     return back("/apps", notice="Application deleted.")
-
-
-def login_redirect(exc: LoginRequired) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)

@@ -15,7 +15,7 @@ from streampilot.domain.errors import SpecError
 from streampilot.domain.k8s import K8S_KINDS
 from streampilot.services.channels import masked
 from streampilot.services.errors import ServiceError
-from streampilot.web.pages import back, page_account, platform, problems_of, render
+from streampilot.web.common import back, page_account, platform, problems_of, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(page_account)])
 
@@ -81,11 +81,7 @@ async def cluster_action(request: Request, cluster_id: int, action: str) -> Resp
 @router.get("/alert-channels")
 async def channels_page(request: Request) -> HTMLResponse:
     p = platform(request)
-    from streampilot.api.routers.channels import deliveries
-    from streampilot.store.orm import AlertDelivery
-
-    async with p.ctx.sessions() as s:
-        recent = await deliveries(s, AlertDelivery.id > 0)
+    recent = await p.channels.recent_deliveries(50)
     return render(
         request,
         "channels.html",

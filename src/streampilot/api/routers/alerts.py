@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from streampilot.api.deps import PlatformDep, account
-from streampilot.api.routers.channels import deliveries
-from streampilot.store.orm import Alert, AlertDelivery
+from streampilot.store.orm import Alert
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(account)])
 
@@ -32,18 +30,12 @@ class AlertOut(BaseModel):
 
 
 async def _alerts(p: PlatformDep, app_id: int | None, limit: int) -> list[AlertOut]:
-    q = sa.select(Alert).order_by(Alert.id.desc()).limit(limit)
-    if app_id is not None:
-        q = q.where(Alert.app_id == app_id)
-    async with p.ctx.sessions() as s:
-        out = [AlertOut.of(a) for a in (await s.execute(q)).scalars()]
-        by_alert: dict[int, list[dict[str, Any]]] = {}
-        if out:
-            for d in reversed(await deliveries(s, AlertDelivery.alert_id.in_([a.id for a in out]))):
-                by_alert.setdefault(d["alert_id"], []).append(d)
-        for item in out:
-            item.deliveries = by_alert.get(item.id, [])
-        return out
+    out = []
+    for alert, deliveries in await p.channels.alerts(app_id, limit):
+        item = AlertOut.of(alert)
+        item.deliveries = deliveries
+        out.append(item)
+    return out
 
 
 @router.get("/alerts")

@@ -1,0 +1,88 @@
+"""What every console page shares: templates, the logged-in account, rendering and redirects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData, UploadFile
+
+from streampilot.domain.alerts import AlertReason
+from streampilot.domain.channels import ChannelKind
+from streampilot.domain.errors import SpecError
+from streampilot.domain.states import AppState
+from streampilot.services.platform import Platform
+from streampilot.store.orm import Account
+from streampilot.web import views
+from streampilot.web.forms import LIST_FIELDS
+
+COOKIE = "streampilot_token"
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals.update(
+    errors_under=views.errors_under,
+    ago=views.ago,
+    span=views.span,
+    size=views.size,
+    badge=views.BADGE,
+    ms_time=views.ms_time,
+    states=[s.value for s in AppState],
+    reasons=[r.value for r in AlertReason],
+    channel_kinds=[k.value for k in ChannelKind],
+)
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def platform(request: Request) -> Platform:
+    p: Platform = request.app.state.platform
+    return p
+
+
+async def page_account(request: Request) -> Account:
+    token = request.cookies.get(COOKIE, "")
+    account = await platform(request).accounts.authenticate(token) if token else None
+    if account is None:
+        raise LoginRequired(str(request.url.path))
+    return account
+
+
+def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    ctx.setdefault("notice", request.query_params.get("notice"))
+    ctx.setdefault("error", request.query_params.get("error"))
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def back(url: str, *, notice: str | None = None, error: str | None = None) -> RedirectResponse:
+    params = {k: v for k, v in (("notice", notice), ("error", error)) if v}
+    return RedirectResponse(f"{url}?{urlencode(params)}" if params else url, status_code=303)
+
+
+def problems_of(exc: SpecError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in exc.problems:
+        where = f" (line {p.line}{f', column {p.column}' if p.column else ''})" if p.line else ""
+        out.setdefault(p.field, p.message + where)
+    return out
+
+
+def flat(form: FormData) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            continue
+        if key in LIST_FIELDS:
+            out.setdefault(key, []).append(value)
+        else:
+            out[key] = value
+    return out
+
+
+def login_redirect(exc: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
