@@ -97,6 +97,16 @@ async def bench_submit(root: Path) -> None:
         await cluster.stop()
 
 
+def wait_health(base: str, t0: float) -> float:
+    """Seconds from ``t0`` until the server's health endpoint answers 200."""
+    while True:
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=0.5).status_code == 200:
+                return time.perf_counter() - t0
+        except httpx.HTTPError:
+            time.sleep(0.02)
+
+
 def bench_server(root: Path) -> None:
     port = free_port()
     env = {**os.environ, "STREAMPILOT_HOME": str(root / "server-home"), "STREAMPILOT_PORT": str(port)}
@@ -109,13 +119,7 @@ def bench_server(root: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.02)
-        started = time.perf_counter() - t0
+        started = wait_health(f"http://127.0.0.1:{port}", t0)
         if attempt == 1:
             time.sleep(3)
             rss_kb = next(
@@ -141,13 +145,7 @@ def bench_server_with_local_cluster(root: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.02)
-        health = time.perf_counter() - t0
+        health = wait_health(base, t0)
         login = httpx.get(f"{base}/login", timeout=5)
         console = time.perf_counter() - t0
         token = (root / "first-start" / "admin.token").read_text().strip()

@@ -44,29 +44,43 @@ async def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes
     raise AssertionError(f"server did not start; log:\n{log.read_text()[-3000:]}")
 
 
-async def test_sigkill_while_starting_leaves_exactly_one_job(
-    tmp_path: Path, proxy: FaultProxy, flink_cluster: LocalCluster
-) -> None:
-    port = free_port()
+def server_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
     env = {
         **os.environ,
         "STREAMPILOT_HOME": str(tmp_path / "home"),
-        "STREAMPILOT_PORT": str(port),
+        "STREAMPILOT_PORT": str(free_port()),
         "STREAMPILOT_TRACKING_TICK_S": "0.5",
     }
-    log = tmp_path / "server.log"
+    return env, tmp_path / "server.log"
+
+
+def api_of(env: dict[str, str]) -> httpx.AsyncClient:
+    token = (Path(env["STREAMPILOT_HOME"]) / "admin.token").read_text().strip()
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{env['STREAMPILOT_PORT']}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+async def proxied_cluster(api: httpx.AsyncClient, proxy: FaultProxy) -> int:
+    """The shared Flink cluster, registered through the fault proxy."""
+    c = await api.post("/api/v1/clusters", json={"name": "via-proxy", "kind": "standalone", "rest_url": proxy.url})
+    assert c.status_code == 201, c.text
+    return int(c.json()["id"])
+
+
+async def test_sigkill_while_starting_leaves_exactly_one_job(
+    tmp_path: Path, proxy: FaultProxy, flink_cluster: LocalCluster
+) -> None:
+    env, log = server_env(tmp_path)
     server = await start_server(env, log)
-    token = (tmp_path / "home" / "admin.token").read_text().strip()
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
+    async with api_of(env) as api:
         try:
-            c = await api.post(
-                "/api/v1/clusters", json={"name": "via-proxy", "kind": "standalone", "rest_url": proxy.url}
-            )
-            assert c.status_code == 201, c.text
+            cluster_id = await proxied_cluster(api, proxy)
             app = await api.post(
                 "/api/v1/apps",
-                json={"name": "crash-victim", "kind": "sql", "cluster_id": c.json()["id"], "sql": DATAGEN_SQL},
+                json={"name": "crash-victim", "kind": "sql", "cluster_id": cluster_id, "sql": DATAGEN_SQL},
             )
             assert app.status_code == 201, app.text
             app_id = app.json()["id"]
@@ -105,27 +119,15 @@ async def test_sigkill_while_starting_leaves_exactly_one_job(
 async def test_sigkill_during_stop_with_savepoint_ends_the_operation_and_tells_the_truth(
     tmp_path: Path, proxy: FaultProxy, flink_cluster: LocalCluster
 ) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "STREAMPILOT_HOME": str(tmp_path / "home"),
-        "STREAMPILOT_PORT": str(port),
-        "STREAMPILOT_TRACKING_TICK_S": "0.5",
-    }
-    log = tmp_path / "server.log"
+    env, log = server_env(tmp_path)
     server = await start_server(env, log)
-    token = (tmp_path / "home" / "admin.token").read_text().strip()
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
+    async with api_of(env) as api:
         try:
-            c = await api.post(
-                "/api/v1/clusters", json={"name": "via-proxy", "kind": "standalone", "rest_url": proxy.url}
-            )
-            assert c.status_code == 201, c.text
+            cluster_id = await proxied_cluster(api, proxy)
             body = {
                 "name": "stop-victim",
                 "kind": "sql",
-                "cluster_id": c.json()["id"],
+                "cluster_id": cluster_id,
                 "sql": DATAGEN_SQL,
                 "checkpointing": {"interval_s": 1},
             }
