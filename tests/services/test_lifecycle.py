@@ -146,4 +146,4 @@ async def test_a_policy_restart_is_an_operation_of_its_own(platform: Platform, a
     restarted = await platform.lifecycle.restart(app_id, restore="none", why="restart by policy (test)")
     assert restarted is not None and restarted.state == "RUNNING"
     op = (await platform.lifecycle.operations_of(app_id))[0]
-    assert (op.verb, op.cause, op.state) == ("restart", "policy", "succeeded")
+    assert (op.verb, op.cause, op.actor, op.state) == ("restart", "policy", "policy", "succeeded")

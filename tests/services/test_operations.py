@@ -23,6 +23,7 @@ async def test_a_verb_answers_202_with_its_operation_before_the_work_is_done(
     op = body["operation"]
     assert set(op) >= {"id", "verb", "app_id", "state", "steps", "error", "result"}
     assert (op["verb"], op["app_id"], op["state"], op["error"]) == ("start", app_id, "pending", None)
+    assert (op["actor"], op["cause"], op["steps"][0]["text"]) == ("admin", "user", "start requested by admin")
     assert body["app"]["id"] == app_id and not fleet.launches  # nothing submitted yet
 
     again = await api.post(f"/api/v1/apps/{app_id}/start", json={"restore": "none"})

@@ -63,6 +63,16 @@ class FlinkJobState(StrEnum):
     def is_globally_terminal(self) -> bool:
         return self in (FlinkJobState.FAILED, FlinkJobState.CANCELED, FlinkJobState.FINISHED)
 
+    @classmethod
+    def parse(cls, raw: str | None) -> FlinkJobState | None:
+        """Flink's word for a job's state, or None when there is none or it is not one we know."""
+        if raw is None:
+            return None
+        try:
+            return cls(raw)
+        except ValueError:
+            return None
+
 
 @dataclass(frozen=True)
 class Seen:

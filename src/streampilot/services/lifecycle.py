@@ -57,11 +57,12 @@ class Lifecycle(Operations):
         restore: str = "none",
         allow_non_restored_state: bool = False,
         version: int | None = None,
+        actor: str | None = None,
     ) -> Operation:
         app = await self.apps.get(app_id)
         plan = await self._plan_start(app, restore, allow_non_restored_state, version)
         params = {"restore": restore, "allow_non_restored_state": allow_non_restored_state, "version": plan.version}
-        op = await self.begin(app_id, "start", params=params)
+        op = await self.begin(app_id, "start", params=params, actor=actor)
 
         async def work(oplog: OpLog) -> None:
             await self._start(oplog, plan, cause=Cause.USER, why="start")
@@ -145,12 +146,12 @@ class Lifecycle(Operations):
             )
 
     # ---- attach --------------------------------------------------------------------------------
-    async def attach(self, app_id: int, job_id: str) -> App:
+    async def attach(self, app_id: int, job_id: str, *, actor: str | None = None) -> App:
         """Make ``app_id`` the owner of a job already running on its cluster (no submission)."""
         job_id = job_id.strip().lower()
         if not re.fullmatch(r"[0-9a-f]{32}", job_id):
             raise SpecError.one("job_id", f"{job_id!r} is not a Flink job id (32 hexadecimal characters)")
-        async with self.operation(app_id, "attach", params={"job_id": job_id}) as oplog:
+        async with self.operation(app_id, "attach", params={"job_id": job_id}, actor=actor) as oplog:
             app = await self.apps.get(app_id)
             if AppState(app.state) not in STARTABLE_STATES:
                 raise Conflict(f"application {app.name!r} is {app.state}; stop it before attaching it to another job")
@@ -184,11 +185,13 @@ class Lifecycle(Operations):
         return await self.apps.get(app_id)
 
     # ---- stop, cancel, savepoint -----------------------------------------------------------------
-    async def stop(self, app_id: int, *, savepoint: bool = True, drain: bool = False) -> Operation:
+    async def stop(
+        self, app_id: int, *, savepoint: bool = True, drain: bool = False, actor: str | None = None
+    ) -> Operation:
         if not savepoint:
-            return await self.cancel(app_id)
+            return await self.cancel(app_id, actor=actor)
         await self._require_active(app_id)
-        op = await self.begin(app_id, "stop", params={"savepoint": True, "drain": drain})
+        op = await self.begin(app_id, "stop", params={"savepoint": True, "drain": drain}, actor=actor)
 
         async def work(oplog: OpLog) -> None:
             await self._stop_with_savepoint(oplog, drain, desired_state="STOPPED")
@@ -227,9 +230,9 @@ class Lifecycle(Operations):
         oplog.result["state"] = ended.state
         await oplog.step(f"job {app.job_id} is {ended.state}")
 
-    async def cancel(self, app_id: int) -> Operation:
+    async def cancel(self, app_id: int, *, actor: str | None = None) -> Operation:
         await self._require_active(app_id)
-        op = await self.begin(app_id, "cancel")
+        op = await self.begin(app_id, "cancel", actor=actor)
 
         async def work(oplog: OpLog) -> None:
             await self._cancel(oplog, Cause.USER, "cancel requested", desired_state="STOPPED")
@@ -257,9 +260,9 @@ class Lifecycle(Operations):
             raise Conflict(f"job {app.job_id} is still {ended.state} 30 s after the cancel; the tracker keeps watching")
         await oplog.step(f"job {app.job_id} is {ended.state}")
 
-    async def savepoint(self, app_id: int) -> Operation:
+    async def savepoint(self, app_id: int, *, actor: str | None = None) -> Operation:
         await self._require_active(app_id)
-        op = await self.begin(app_id, "savepoint")
+        op = await self.begin(app_id, "savepoint", actor=actor)
 
         async def work(oplog: OpLog) -> None:
             app = await self._require_active(app_id)
@@ -284,7 +287,9 @@ class Lifecycle(Operations):
         return op
 
     # ---- upgrade -------------------------------------------------------------------------------
-    async def upgrade(self, app_id: int, *, version: int | None = None, drain: bool = False) -> Operation:
+    async def upgrade(
+        self, app_id: int, *, version: int | None = None, drain: bool = False, actor: str | None = None
+    ) -> Operation:
         """Run another version of a running app and keep its state, as one operation.
 
         Where the target upgrades in place (the Kubernetes operator), the new spec goes to it with the
@@ -297,7 +302,7 @@ class Lifecycle(Operations):
         target = await self.target_of(app)
         target.check(spec)
         launch_config(spec, app.name)
-        op = await self.begin(app_id, "upgrade", params={"version": chosen, "drain": drain})
+        op = await self.begin(app_id, "upgrade", params={"version": chosen, "drain": drain}, actor=actor)
 
         async def work(oplog: OpLog) -> None:
             if target.upgrades_in_place:
@@ -354,7 +359,9 @@ class Lifecycle(Operations):
         Used by policies: it never races a user's operation (the slot is taken, or this is a Conflict)
         and does nothing when the user wants the app stopped. Returns None if it did not act.
         """
-        async with self.operation(app_id, "restart", cause=cause, params={"restore": restore}) as oplog:
+        async with self.operation(
+            app_id, "restart", cause=cause, params={"restore": restore}, actor=cause.value
+        ) as oplog:
             app = await self.apps.get(app_id)
             if app.desired_state != "RUNNING":
                 await oplog.step("not restarted: the application is meant to be stopped")

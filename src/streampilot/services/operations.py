@@ -165,10 +165,16 @@ class Operations:
 
     @asynccontextmanager
     async def operation(
-        self, app_id: int, verb: str, *, cause: Cause = Cause.USER, params: dict[str, Any] | None = None
+        self,
+        app_id: int,
+        verb: str,
+        *,
+        cause: Cause = Cause.USER,
+        params: dict[str, Any] | None = None,
+        actor: str | None = None,
     ) -> AsyncIterator[OpLog]:
         """An operation run inline by its caller (attach, a policy's restart)."""
-        op = await self.begin(app_id, verb, cause=cause, params=params)
+        op = await self.begin(app_id, verb, cause=cause, params=params, actor=actor)
         async with self.running(op) as oplog:
             yield oplog
 

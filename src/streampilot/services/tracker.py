@@ -72,15 +72,6 @@ TRACKED = (
 )
 
 
-def _job_state(raw: str | None) -> FlinkJobState | None:
-    if raw is None:
-        return None
-    try:
-        return FlinkJobState(raw)
-    except ValueError:
-        return None
-
-
 @dataclass
 class Tracker:
     ctx: Context
@@ -181,7 +172,7 @@ class Tracker:
     def _decide(self, app: TrackedApp, obs: Observation) -> Decision:
         view = AppView(
             AppState(app.state),
-            _job_state(app.job_state),
+            FlinkJobState.parse(app.job_state),
             app.unconfirmed_since,
             app.submitted_at,
             stop_in_flight=app.operation in ("stop", "cancel"),

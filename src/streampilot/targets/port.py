@@ -48,15 +48,6 @@ class Launch:
     payload: Any = None
 
 
-def _job_state(raw: str | None) -> FlinkJobState | None:
-    if raw is None:
-        return None
-    try:
-        return FlinkJobState(raw)
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class Listing:
     """All jobs of one cluster as one batch, or why the cluster could not be asked (then all is Unknown)."""
@@ -82,7 +73,7 @@ class Listing:
         job = self.jobs.get(job_id)
         if job is None:
             return Gone(at, f"job {job_id} is not in the cluster's job list")
-        state = _job_state(job.state)
+        state = FlinkJobState.parse(job.state)
         if state is None:
             return Unknown(at, f"unrecognised Flink job state {job.state!r}")
         return Seen(state, job.tasks_running, job.tasks_total, at, job.detail)

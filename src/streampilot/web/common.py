@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
@@ -51,6 +51,9 @@ async def page_account(request: Request) -> Account:
     if account is None:
         raise LoginRequired(str(request.url.path))
     return account
+
+
+PageAccount = Annotated[Account, Depends(page_account)]
 
 
 def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:

@@ -20,6 +20,7 @@ from streampilot.store.orm import App, Cluster, Operation
 from streampilot.web import views
 from streampilot.web.common import (
     COOKIE,
+    PageAccount,
     back,
     flat,
     page_account,
@@ -351,7 +352,7 @@ async def _act(app_id: int, what: str, work: Any) -> Response:
 
 
 @router.post("/apps/{app_id}/start")
-async def start(request: Request, app_id: int) -> Response:
+async def start(request: Request, app_id: int, who: PageAccount) -> Response:
     form = await request.form()
     version = str(form.get("version") or "")
     return await _act(
@@ -362,35 +363,36 @@ async def start(request: Request, app_id: int) -> Response:
             restore=str(form.get("restore") or "none"),
             allow_non_restored_state=bool(form.get("allow_non_restored_state")),
             version=int(version) if version.isdigit() else None,
+            actor=who.name,
         ),
     )
 
 
 @router.post("/apps/{app_id}/stop")
-async def stop(request: Request, app_id: int) -> Response:
+async def stop(request: Request, app_id: int, who: PageAccount) -> Response:
     form = await request.form()
     return await _act(
         app_id,
         "Stop",
         platform(request).lifecycle.stop(
-            app_id, savepoint=form.get("savepoint", "on") == "on", drain=bool(form.get("drain"))
+            app_id, savepoint=form.get("savepoint", "on") == "on", drain=bool(form.get("drain")), actor=who.name
         ),
     )
 
 
 @router.post("/apps/{app_id}/upgrade")
-async def upgrade(request: Request, app_id: int) -> Response:
-    return await _act(app_id, "Upgrade", platform(request).lifecycle.upgrade(app_id))
+async def upgrade(request: Request, app_id: int, who: PageAccount) -> Response:
+    return await _act(app_id, "Upgrade", platform(request).lifecycle.upgrade(app_id, actor=who.name))
 
 
 @router.post("/apps/{app_id}/cancel")
-async def cancel(request: Request, app_id: int) -> Response:
-    return await _act(app_id, "Cancel", platform(request).lifecycle.cancel(app_id))
+async def cancel(request: Request, app_id: int, who: PageAccount) -> Response:
+    return await _act(app_id, "Cancel", platform(request).lifecycle.cancel(app_id, actor=who.name))
 
 
 @router.post("/apps/{app_id}/savepoint")
-async def savepoint(request: Request, app_id: int) -> Response:
-    return await _act(app_id, "Savepoint", platform(request).lifecycle.savepoint(app_id))
+async def savepoint(request: Request, app_id: int, who: PageAccount) -> Response:
+    return await _act(app_id, "Savepoint", platform(request).lifecycle.savepoint(app_id, actor=who.name))
 
 
 @router.post("/apps/{app_id}/delete")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from streampilot.api.deps import PlatformDep, account
+from streampilot.api.deps import AccountDep, PlatformDep, account
 from streampilot.api.schemas import (
     AppCreate,
     AppOut,
@@ -70,44 +70,52 @@ async def _accepted(p: Platform, op: Operation) -> OperationAccepted:
 
 
 @router.post("/{app_id}/start", status_code=202)
-async def start_app(app_id: int, p: PlatformDep, body: StartAction | None = None) -> OperationAccepted:
+async def start_app(app_id: int, p: PlatformDep, who: AccountDep, body: StartAction | None = None) -> OperationAccepted:
     """Start the app's job: an operation that ends when the job runs (all tasks) or fails to."""
     action = body or StartAction()
     op = await p.lifecycle.start(
-        app_id, restore=action.restore, allow_non_restored_state=action.allow_non_restored_state, version=action.version
+        app_id,
+        restore=action.restore,
+        allow_non_restored_state=action.allow_non_restored_state,
+        version=action.version,
+        actor=who.name,
     )
     return await _accepted(p, op)
 
 
 @router.post("/{app_id}/stop", status_code=202)
-async def stop_app(app_id: int, p: PlatformDep, body: StopAction | None = None) -> OperationAccepted:
+async def stop_app(app_id: int, p: PlatformDep, who: AccountDep, body: StopAction | None = None) -> OperationAccepted:
     """Stop with a savepoint (or cancel when ``savepoint`` is false); the result has the savepoint."""
     action = body or StopAction()
-    return await _accepted(p, await p.lifecycle.stop(app_id, savepoint=action.savepoint, drain=action.drain))
+    op = await p.lifecycle.stop(app_id, savepoint=action.savepoint, drain=action.drain, actor=who.name)
+    return await _accepted(p, op)
 
 
 @router.post("/{app_id}/upgrade", status_code=202)
-async def upgrade_app(app_id: int, p: PlatformDep, body: UpgradeAction | None = None) -> OperationAccepted:
+async def upgrade_app(
+    app_id: int, p: PlatformDep, who: AccountDep, body: UpgradeAction | None = None
+) -> OperationAccepted:
     """Run another version (default: the current one) of a running app, keeping its state."""
     action = body or UpgradeAction()
-    return await _accepted(p, await p.lifecycle.upgrade(app_id, version=action.version, drain=action.drain))
+    op = await p.lifecycle.upgrade(app_id, version=action.version, drain=action.drain, actor=who.name)
+    return await _accepted(p, op)
 
 
 @router.post("/{app_id}/cancel", status_code=202)
-async def cancel_app(app_id: int, p: PlatformDep) -> OperationAccepted:
-    return await _accepted(p, await p.lifecycle.cancel(app_id))
+async def cancel_app(app_id: int, p: PlatformDep, who: AccountDep) -> OperationAccepted:
+    return await _accepted(p, await p.lifecycle.cancel(app_id, actor=who.name))
 
 
 @router.post("/{app_id}/attach")
-async def attach_app(app_id: int, body: AttachAction, p: PlatformDep) -> AppOut:
+async def attach_app(app_id: int, body: AttachAction, p: PlatformDep, who: AccountDep) -> AppOut:
     """Attach the application to a job already running on its cluster (mapping)."""
-    return await _out(p, await p.lifecycle.attach(app_id, body.job_id))
+    return await _out(p, await p.lifecycle.attach(app_id, body.job_id, actor=who.name))
 
 
 @router.post("/{app_id}/savepoints", status_code=202)
-async def trigger_savepoint(app_id: int, p: PlatformDep) -> OperationAccepted:
+async def trigger_savepoint(app_id: int, p: PlatformDep, who: AccountDep) -> OperationAccepted:
     """Take a savepoint: its path is the operation's ``result.path``."""
-    return await _accepted(p, await p.lifecycle.savepoint(app_id))
+    return await _accepted(p, await p.lifecycle.savepoint(app_id, actor=who.name))
 
 
 @router.get("/{app_id}/operations")
