@@ -38,6 +38,32 @@ class TestRunningMeansAllTasksRun:
         assert d.state == AppState.RESTARTING
 
 
+class TestBoundedJobs:
+    """A bounded job's finished tasks are done, not down: RUNNING -> FINISHED without RESTARTING."""
+
+    def test_finished_tasks_count_as_done(self) -> None:
+        partly_done = Seen(FlinkJobState.RUNNING, 1, 2, T0, tasks_finished=1)
+        assert run(view(AppState.RUNNING), partly_done).state is None  # stays RUNNING
+        assert run(view(AppState.STARTING), partly_done).state == AppState.RUNNING
+
+    def test_a_lost_task_is_still_down_when_others_finished(self) -> None:
+        one_down = Seen(FlinkJobState.RUNNING, 1, 3, T0, tasks_finished=1)
+        assert run(view(AppState.RUNNING), one_down).state == AppState.RESTARTING
+
+    def test_a_batch_job_runs_stage_after_stage(self) -> None:
+        batch = AppView(AppState.STARTING, None, None, None, batch=True)
+        first_stage = Seen(FlinkJobState.RUNNING, 1, 3, T0)  # the later stages wait by design
+        between_stages = Seen(FlinkJobState.RUNNING, 0, 3, T0, tasks_finished=1)
+        assert run(batch, first_stage).state == AppState.RUNNING
+        running = AppView(AppState.RUNNING, None, None, None, batch=True)
+        assert run(running, between_stages).state is None
+        # Nothing has run yet: waiting for slots, as for any job.
+        assert run(batch, Seen(FlinkJobState.RUNNING, 0, 3, T0)).state is None
+
+    def test_streaming_is_not_batch(self) -> None:
+        assert run(view(AppState.STARTING), Seen(FlinkJobState.RUNNING, 1, 3, T0)).state is None
+
+
 class TestUnknownIsNotGone:
     def test_error_keeps_state_and_starts_clock(self) -> None:
         d = run(view(AppState.RUNNING), Unknown(T0, "HTTP 500"))

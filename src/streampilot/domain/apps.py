@@ -71,6 +71,10 @@ class AppSpec(_Strict):
     args: list[str] = Field(default_factory=list)
     python: str | None = None
     parallelism: int = Field(default=1, ge=1, le=32768)
+    runtime_mode: Literal["streaming", "batch"] = Field(
+        default="streaming",
+        description="batch: a bounded job run stage after stage (Flink's execution.runtime-mode)",
+    )
     properties: dict[str, PropertyValue] = Field(default_factory=dict)
     checkpointing: Checkpointing = Field(default_factory=Checkpointing)
     restart_strategy: Annotated[RestartStrategy | None, Field(discriminator="type")] = None

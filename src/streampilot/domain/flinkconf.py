@@ -109,6 +109,8 @@ def checkpointing_keys(cp: Checkpointing, *, force_retain: bool) -> dict[str, st
 def structured_keys(spec: AppSpec) -> dict[str, tuple[str, str]]:
     """Flink keys produced by structured settings, with the field each comes from."""
     out: dict[str, tuple[str, str]] = {"parallelism.default": (str(spec.parallelism), "parallelism")}
+    if spec.runtime_mode == "batch":
+        out["execution.runtime-mode"] = ("BATCH", "runtime_mode")
     policy_restarts = spec.checkpoint_failure_policy is not None and spec.checkpoint_failure_policy.action == "restart"
     for k, v in checkpointing_keys(spec.checkpointing, force_retain=policy_restarts).items():
         out[k] = (v, "checkpointing")

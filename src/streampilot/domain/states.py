@@ -81,10 +81,17 @@ class Seen:
     tasks_total: int
     at: datetime
     note: str = ""  # the source's own words, when it is not Flink's REST API
+    tasks_finished: int = 0  # of a bounded job: done, not down
 
     @property
     def all_tasks_running(self) -> bool:
-        return self.tasks_total > 0 and self.tasks_running == self.tasks_total
+        """Every task runs, or has finished its bounded input (a finished task is done, not down)."""
+        return self.tasks_total > 0 and self.tasks_running + self.tasks_finished == self.tasks_total
+
+    @property
+    def any_task_progressed(self) -> bool:
+        """A batch job runs stage after stage: some task runs or has finished while the next ones wait."""
+        return self.tasks_running + self.tasks_finished > 0
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ class AppView:
     stop_in_flight: bool = False
     # A start is in flight: a job state that has already ended describes the previous run.
     start_in_flight: bool = False
+    # Batch execution: later stages' tasks wait for earlier ones by design, not for slots.
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,12 @@ class Decision:
     note: str | None = None
 
 
-def state_for_seen(current: AppState, seen: Seen, *, stop_in_flight: bool = False) -> AppState:
+def state_for_seen(current: AppState, seen: Seen, *, stop_in_flight: bool = False, batch: bool = False) -> AppState:
     job = seen.job_state
     if stop_in_flight and current == AppState.STOPPING and not job.is_globally_terminal:
         return AppState.STOPPING
     if job == FlinkJobState.RUNNING:
-        if seen.all_tasks_running:
+        if seen.all_tasks_running or (batch and seen.any_task_progressed):
             return AppState.RUNNING
         return _not_yet_running(current)
     if job in (FlinkJobState.INITIALIZING, FlinkJobState.CREATED, FlinkJobState.RECONCILING):
@@ -85,7 +87,7 @@ def decide(app: AppView, obs: Observation, *, lost_after: timedelta, submit_grac
     if isinstance(obs, Seen):
         if app.start_in_flight and app.state == AppState.STARTING and obs.job_state.is_globally_terminal:
             return Decision(None, app.job_state, None, "ended state seen while a start is in flight: previous run")
-        new = state_for_seen(app.state, obs, stop_in_flight=app.stop_in_flight)
+        new = state_for_seen(app.state, obs, stop_in_flight=app.stop_in_flight, batch=app.batch)
         detail = obs.note or (
             f"Flink reports {obs.job_state.value} with {obs.tasks_running}/{obs.tasks_total} tasks running"
         )

@@ -55,6 +55,7 @@ class JobSummary:
     tasks_total: int
     start_time_ms: int
     detail: str = ""  # where the state comes from, when not Flink's REST API (e.g. the Kubernetes operator)
+    tasks_finished: int = 0  # tasks of a bounded job that are done: finished, not down
     pods: dict[str, int] | None = None  # Kubernetes: the JobManager pods' restart counts (None: not known)
 
 
@@ -148,10 +149,12 @@ def root_cause(stacktrace: str) -> str:
     return causes[-1] if causes else stacktrace.split("\n")[0]
 
 
-def _task_counts(tasks: dict[str, Any]) -> tuple[int, int]:
+def _task_counts(tasks: dict[str, Any]) -> tuple[int, int, int]:
+    """Running, finished and all tasks of a job (``tasks`` of /jobs/overview)."""
     running = int(tasks.get("running", 0))
+    finished = int(tasks.get("finished", 0))
     total = int(tasks.get("total", sum(int(v) for v in tasks.values() if isinstance(v, int))))
-    return running, total
+    return running, finished, total
 
 
 def _checkpoint(raw: dict[str, Any] | None) -> CheckpointInfo | None:
@@ -239,9 +242,17 @@ class FlinkClient:
             jobs = data["jobs"]
             out = []
             for j in jobs:
-                running, total = _task_counts(j.get("tasks", {}))
+                running, finished, total = _task_counts(j.get("tasks", {}))
                 out.append(
-                    JobSummary(j["jid"], j.get("name", ""), j["state"], running, total, int(j.get("start-time", 0)))
+                    JobSummary(
+                        j["jid"],
+                        j.get("name", ""),
+                        j["state"],
+                        running,
+                        total,
+                        int(j.get("start-time", 0)),
+                        tasks_finished=finished,
+                    )
                 )
             return out
         except (KeyError, TypeError, ValueError) as exc:

@@ -98,6 +98,7 @@ class Lifecycle(Operations):
                 job_id=job_id,
                 submitted_at=utcnow(),
                 launch_config=launch.config,
+                runtime_mode=launch.config.get("execution.runtime-mode", "STREAMING").upper(),
                 running_version=plan.version,
                 desired_state="RUNNING",
                 **FRESH_JOB_FIELDS,

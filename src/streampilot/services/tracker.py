@@ -55,6 +55,7 @@ class TrackedApp(Protocol):
     submitted_at: datetime | None
     operation: str | None
     jobmanager_pods: dict[str, int] | None
+    runtime_mode: str | None
 
 
 TRACKED = (
@@ -69,6 +70,7 @@ TRACKED = (
     App.submitted_at,
     App.operation,
     App.jobmanager_pods,
+    App.runtime_mode,
 )
 
 
@@ -177,6 +179,7 @@ class Tracker:
             app.submitted_at,
             stop_in_flight=app.operation in ("stop", "cancel"),
             start_in_flight=app.operation in ("start", "restart", "upgrade"),
+            batch=app.runtime_mode == "BATCH",
         )
         return decide(view, obs, lost_after=self.lost_after, submit_grace=self.submit_grace)
 

@@ -114,6 +114,7 @@ class App(Base):
     operation: Mapped[str | None] = mapped_column(sa.String(20))
     operation_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     operation_id: Mapped[int | None] = mapped_column()  # the Operation holding the slot
+    runtime_mode: Mapped[str | None] = mapped_column(sa.String(10))  # STREAMING or BATCH, of the current job
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

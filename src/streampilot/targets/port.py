@@ -76,7 +76,7 @@ class Listing:
         state = FlinkJobState.parse(job.state)
         if state is None:
             return Unknown(at, f"unrecognised Flink job state {job.state!r}")
-        return Seen(state, job.tasks_running, job.tasks_total, at, job.detail)
+        return Seen(state, job.tasks_running, job.tasks_total, at, job.detail, job.tasks_finished)
 
 
 # Called with a savepoint's trigger id as soon as the target has one, so that an operation

@@ -117,7 +117,7 @@ def spec_to_form(spec: AppSpec, name: str, cluster_id: int) -> dict[str, Any]:
     """The flat form values that show an existing spec."""
     data = spec.model_dump(mode="json")
     form: dict[str, Any] = {"name": name, "cluster_id": str(cluster_id)}
-    for key in ("kind", "sql", "python", "entry_class", "parallelism", "jar_id"):
+    for key in ("kind", "sql", "python", "entry_class", "parallelism", "jar_id", "runtime_mode"):
         if data.get(key) is not None:
             form[key] = str(data[key])
     form["args"] = " ".join(data.get("args") or [])
