@@ -54,3 +54,23 @@ def test_flink_position_maps_to_script_line_and_column() -> None:
     assert text.startswith("SQL parse failed")
     _, line, column = locate_flink_error(stmts, "streampilot statement 2 failed: Encountered at line 1, column 5")
     assert (line, column) == (3, 7)
+
+
+def test_flinks_documented_statement_set_form() -> None:
+    """EXECUTE STATEMENT SET BEGIN ... END; as Flink's SQL documentation writes it: one job, two INSERTs."""
+    script = (
+        "CREATE TABLE a (s STRING) WITH ('connector' = 'datagen');\n"
+        "EXECUTE STATEMENT SET\n"
+        "BEGIN\n"
+        "  INSERT INTO b SELECT s FROM a;\n"
+        "  INSERT INTO c SELECT s FROM a;\n"
+        "END;\n"
+    )
+    stmts = parse_script(script)
+    assert [s.kind for s in stmts] == [StatementKind.DDL, StatementKind.DML, StatementKind.DML]
+    assert stmts[1].text == "INSERT INTO b SELECT s FROM a" and (stmts[1].line, stmts[1].column) == (4, 3)
+    assert (stmts[2].line, stmts[2].column) == (5, 3)
+    one_line = parse_script("EXECUTE STATEMENT SET BEGIN INSERT INTO b SELECT 1; END;")
+    assert [(s.text, s.column) for s in one_line] == [("INSERT INTO b SELECT 1", 29)]
+    with pytest.raises(SpecError, match="no INSERT"):
+        parse_script("EXECUTE STATEMENT SET BEGIN END;")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from streampilot.flink.local import LocalCluster
 from tests.helpers import act, events
 
 pytestmark = [pytest.mark.flink]
@@ -56,7 +57,9 @@ async def test_a_streaming_job_whose_sources_end_at_different_times(api: httpx.A
     assert "RESTARTING" not in states and states[-1] == "FINISHED", states
 
 
-async def test_batch_mode_is_an_app_setting_and_runs_stage_after_stage(api: httpx.AsyncClient, flink: int) -> None:
+async def test_batch_mode_is_an_app_setting_and_runs_stage_after_stage(
+    api: httpx.AsyncClient, flink: int, flink_cluster: LocalCluster
+) -> None:
     body = {"name": "batch", "kind": "sql", "cluster_id": flink, "sql": GROUPED, "runtime_mode": "batch"}
     resp = await api.post("/api/v1/apps", json=body)
     assert resp.status_code == 201, resp.text
@@ -65,6 +68,8 @@ async def test_batch_mode_is_an_app_setting_and_runs_stage_after_stage(api: http
     started = await act(api, app_id, "start")
     assert started["result"]["state"] in ("RUNNING", "FINISHED"), started
     await watch_until_finished(api, app_id)
+    job = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/{started['result']['job_id']}").json()
+    assert job["job-type"] == "BATCH", job.get("job-type")  # Flink's own word: it ran in batch mode
     launch = (await api.get(f"/api/v1/apps/{app_id}/launch-config")).json()
     assert launch["submitted"]["execution.runtime-mode"] == "BATCH"
     states = [e["to_state"] for e in await events(api, app_id)]

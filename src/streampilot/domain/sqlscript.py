@@ -31,6 +31,9 @@ class Statement:
 
 _SET = re.compile(r"^SET\s+'(?P<k>(?:[^']|'')+)'\s*=\s*'(?P<v>(?:[^']|'')*)'\s*$", re.IGNORECASE | re.DOTALL)
 _FIRST_WORDS = re.compile(r"^\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?(?:\s+([A-Za-z]+))?")
+# Flink's documented form: EXECUTE STATEMENT SET BEGIN INSERT ...; INSERT ...; END; -- split on ';', the
+# opening words come with the first INSERT.
+_EXECUTE_SET = re.compile(r"^EXECUTE\s+STATEMENT\s+SET\s+BEGIN\b\s*", re.IGNORECASE)
 _DDL_WORDS = {"CREATE", "DROP", "ALTER", "USE", "LOAD", "UNLOAD", "SHOW", "DESCRIBE", "DESC", "ANALYZE"}
 
 
@@ -83,7 +86,10 @@ def _raw_statements(script: str) -> list[tuple[str, int, int]]:
 def parse_script(script: str) -> list[Statement]:
     """Classify a script's statements; raise SpecError naming the line of the first problem."""
     statements: list[Statement] = []
-    for text, line, col in _raw_statements(script):
+    for raw, first_line, first_col in _raw_statements(script):
+        text, line, col = _after_set_opening(raw, first_line, first_col)
+        if not text:
+            continue
         words = [w.upper() for w in (_FIRST_WORDS.match(text) or _EMPTY).groups() if w]
         first = words[0] if words else ""
         if words[:3] == ["BEGIN", "STATEMENT", "SET"] or words == ["END"]:
@@ -113,6 +119,18 @@ def parse_script(script: str) -> list[Statement]:
     if not any(s.kind == StatementKind.DML for s in statements):
         raise SpecError.one("sql", "the script has no INSERT statement, so there is no job to run")
     return statements
+
+
+def _after_set_opening(text: str, line: int, col: int) -> tuple[str, int, int]:
+    """A statement without the EXECUTE STATEMENT SET BEGIN that opens a set, and where it then starts."""
+    m = _EXECUTE_SET.match(text)
+    if not m:
+        return text, line, col
+    prefix = text[: m.end()]
+    newlines = prefix.count("\n")
+    if newlines:
+        return text[m.end() :], line + newlines, len(prefix) - prefix.rfind("\n")
+    return text[m.end() :], line, col + len(prefix)
 
 
 class _Empty:

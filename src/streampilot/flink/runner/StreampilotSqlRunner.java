@@ -3,6 +3,9 @@ package io.streampilot;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 
+import org.apache.flink.api.common.RuntimeExecutionMode;
+import org.apache.flink.configuration.ExecutionOptions;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.StatementSet;
 import org.apache.flink.table.api.TableEnvironment;
@@ -20,7 +23,13 @@ public final class StreampilotSqlRunner {
     private StreampilotSqlRunner() {}
 
     public static void main(String[] args) {
-        TableEnvironment tEnv = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
+        // The job's own configuration (as submitted) says streaming or batch; the table environment follows it.
+        RuntimeExecutionMode mode =
+                StreamExecutionEnvironment.getExecutionEnvironment().getConfiguration().get(ExecutionOptions.RUNTIME_MODE);
+        TableEnvironment tEnv = TableEnvironment.create(
+                mode == RuntimeExecutionMode.BATCH
+                        ? EnvironmentSettings.inBatchMode()
+                        : EnvironmentSettings.inStreamingMode());
         StatementSet inserts = tEnv.createStatementSet();
         int dmlCount = 0;
         for (int i = 0; i < args.length; i++) {

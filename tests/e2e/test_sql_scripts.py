@@ -1,0 +1,42 @@
+"""SQL written the way Flink's documentation writes it, run on the real cluster."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from streampilot.flink.local import LocalCluster
+from tests.helpers import act, wait_state
+
+pytestmark = [pytest.mark.flink]
+
+# As in Flink's SQL documentation (INSERT statements, "Run multiple INSERT statements"): one job, two sinks.
+STATEMENT_SET = """CREATE TABLE orders (id BIGINT, amount DOUBLE) WITH (
+  'connector' = 'datagen', 'number-of-rows' = '200', 'rows-per-second' = '100'
+);
+CREATE TEMPORARY VIEW big_orders AS SELECT id, amount FROM orders WHERE amount > 0;
+CREATE TABLE audit_sink (id BIGINT, amount DOUBLE) WITH ('connector' = 'blackhole');
+CREATE TABLE count_sink (id BIGINT) WITH ('connector' = 'blackhole');
+
+EXECUTE STATEMENT SET
+BEGIN
+  INSERT INTO audit_sink SELECT id, amount FROM big_orders;
+  INSERT INTO count_sink SELECT id FROM orders;
+END;
+"""
+
+
+async def test_execute_statement_set_is_one_job_with_both_sinks(
+    api: httpx.AsyncClient, flink: int, flink_cluster: LocalCluster
+) -> None:
+    body = {"name": "statement-set", "kind": "sql", "cluster_id": flink, "sql": STATEMENT_SET}
+    resp = await api.post("/api/v1/apps", json=body)
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    job_id = (await act(api, app_id, "start"))["result"]["job_id"]
+    await wait_state(api, app_id, "FINISHED", timeout=60)
+    jobs = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/overview").json()["jobs"]
+    assert [j["jid"] for j in jobs if j["name"] == "statement-set"] == [job_id]  # one job, not one per INSERT
+    plan = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/{job_id}/plan").json()["plan"]
+    described = " ".join(node["description"] for node in plan["nodes"])
+    assert "audit_sink" in described and "count_sink" in described
