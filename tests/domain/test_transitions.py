@@ -76,9 +76,11 @@ class TestUnknownIsNotGone:
         assert d.unconfirmed_since == T0
 
     def test_error_past_lost_after_is_lost(self) -> None:
-        d = run(view(AppState.RUNNING, since=T0), Unknown(T0 + timedelta(seconds=60), "refused"))
+        app = AppView(AppState.RUNNING, FlinkJobState.RUNNING, T0, None)
+        d = run(app, Unknown(T0 + timedelta(seconds=60), "refused"))
         assert d.state == AppState.LOST
         assert "refused" in d.detail
+        assert d.job_state is None and d.job_unknown  # no longer known: not "still RUNNING"
 
     def test_error_on_ended_app_never_becomes_lost(self) -> None:
         d = run(view(AppState.CANCELED, since=T0), Unknown(T0 + timedelta(hours=1), "refused"))

@@ -61,7 +61,15 @@ async def test_faults_shorter_than_lost_after_change_nothing_longer_ones_make_lo
     assert await state_changes(api, app_id) == before, "a fault shorter than lost_after changed the state"
 
     proxy.mode = "error500"
-    await wait_state(api, app_id, "LOST", timeout=lost_after * 3)
+    lost = (await wait_state(api, app_id, "LOST", timeout=lost_after * 3))["status"]
+    # LOST shows as unknown what is no longer known, and when the job was last seen.
+    assert (lost["job_state"], lost["tasks_running"], lost["tasks_total"], lost["config_verified"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert lost["observed_at"] is not None and lost["unconfirmed_since"] is not None
     proxy.mode = "ok"
     tick = platform.settings.tracking.tick_s
     await wait_state(api, app_id, "RUNNING", timeout=2 * tick + 1.5)

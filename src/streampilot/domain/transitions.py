@@ -51,6 +51,11 @@ class Decision:
     # An event is recorded for a state change, and also for notable non-changes (job gone while LOST).
     note: str | None = None
 
+    @property
+    def job_unknown(self) -> bool:
+        """LOST: what we knew of the job (its state, tasks, verified settings) is no longer known."""
+        return self.state == AppState.LOST
+
 
 def state_for_seen(current: AppState, seen: Seen, *, stop_in_flight: bool = False, batch: bool = False) -> AppState:
     job = seen.job_state
@@ -107,7 +112,7 @@ def decide(app: AppView, obs: Observation, *, lost_after: timedelta, submit_grac
             return Decision(None, app.job_state, None, "job not listed yet after submission")
         if app.state in ACTIVE_STATES:
             return Decision(
-                AppState.LOST, app.job_state, None, f"the cluster answered but no longer has the job: {obs.evidence}"
+                AppState.LOST, None, None, f"the cluster answered but no longer has the job: {obs.evidence}"
             )
         note = None
         if app.state == AppState.LOST and app.unconfirmed_since is not None:
@@ -122,7 +127,7 @@ def _decide_unknown(app: AppView, obs: Unknown, lost_after: timedelta) -> Decisi
         secs = int((obs.at - since).total_seconds())
         return Decision(
             AppState.LOST,
-            app.job_state,
+            None,
             since,
             f"no confirmed observation for {secs} s (last error: {obs.error})",
         )

@@ -214,6 +214,9 @@ class Tracker:
                 fields["observed_at"] = obs.at
             if d.tasks is not None:
                 fields["tasks_running"], fields["tasks_total"] = d.tasks
+            if d.job_unknown:
+                # LOST shows as unknown what is no longer known; observed_at keeps when it was last seen.
+                fields.update(tasks_running=None, tasks_total=None, config_verified=None, config_mismatches=None)
             if d.state is not None:
                 previous = AppState(row.state)
                 await set_app_state(s, row, d.state, Cause.OBSERVER, d.detail, at=obs.at, **fields)
