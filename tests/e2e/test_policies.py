@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 
 from streampilot.flink.local import LocalCluster
-from tests.helpers import events, wait_app, wait_state
+from tests.helpers import act, events, wait_app, wait_state
 
 pytestmark = [pytest.mark.flink, pytest.mark.slow]
 SINGLE_DB = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -238,3 +239,126 @@ async def test_config_mismatch_is_reported(api: httpx.AsyncClient, flink: int, m
     assert any("other settings than asked" in e["detail"] for e in await events(api, app_id))
     assert len(await alerts(api, app_id, "config_mismatch")) == 1
     await api.post(f"/api/v1/apps/{app_id}/cancel")
+
+
+def flink_checkpoints(flink_cluster: LocalCluster, job_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/{job_id}/checkpoints").json()
+    return result
+
+
+async def break_latest_checkpoint_once_failing(flink_cluster: LocalCluster, job_id: str) -> str:
+    """Once a checkpoint has failed (no newer one completes after that), make the latest good one
+    unreadable: its storage lost its _metadata. Returns that checkpoint's path."""
+    for _ in range(300):
+        stats = flink_checkpoints(flink_cluster, job_id)
+        if stats["counts"]["failed"] >= 1:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("no checkpoint failed")
+    latest = stats["latest"]["completed"]["external_path"]
+    Path(urlparse(latest).path, "_metadata").unlink()
+    return str(latest)
+
+
+NEEDS_FOUR_FAILURES = {"failures": 4, "window_s": 300, "action": "restart"}
+
+
+@SINGLE_DB
+async def test_an_unreadable_checkpoint_makes_the_restart_use_the_next_older_readable_state(
+    api: httpx.AsyncClient, flink: int, jobs_jar: Path, tmp_path: Path, flink_cluster: LocalCluster
+) -> None:
+    app_id = await policy_app(
+        api,
+        flink,
+        jobs_jar,
+        tmp_path,
+        "cp-fallback",
+        checkpointing=FAILING_CHECKPOINTS,
+        checkpoint_failure_policy=NEEDS_FOUR_FAILURES,
+    )
+    await act(api, app_id, "start")
+    old_job = (await running_with_checkpoints(api, app_id))["status"]["job_id"]
+    savepoint = (await act(api, app_id, "savepoint"))["result"]["path"]
+    since = flink_checkpoints(flink_cluster, old_job)["counts"]["completed"]
+    await wait_app(
+        api, app_id, lambda a: (a["status"]["last_checkpoint"] or {}).get("completed", 0) > since + 1, what="newer"
+    )
+    (tmp_path / f"slow-{old_job}").touch()
+    broken = await break_latest_checkpoint_once_failing(flink_cluster, old_job)
+    app = await wait_app(
+        api,
+        app_id,
+        lambda a: a["status"]["job_id"] != old_job and a["status"]["state"] == "RUNNING",
+        timeout=90,
+        what="the policy's restart",
+    )
+    await wait_app(
+        api, app_id, lambda a: (a["status"]["last_checkpoint"] or {}).get("restored_from"), what="restore reported"
+    )
+    restored = flink_checkpoints(flink_cluster, app["status"]["job_id"])["latest"]["restored"]["external_path"]
+    assert restored == savepoint  # the older readable state, not nothing
+    timeline = [e["detail"] for e in await events(api, app_id)]
+    assert any(f"not restoring {broken}: no _metadata" in d and d.endswith(savepoint) for d in timeline), timeline
+    await act(api, app_id, "cancel")
+
+
+@SINGLE_DB
+async def test_without_readable_state_a_policy_never_starts_fresh_unless_the_app_says_so(
+    api: httpx.AsyncClient, flink: int, jobs_jar: Path, tmp_path: Path, flink_cluster: LocalCluster
+) -> None:
+    keeps = await policy_app(
+        api,
+        flink,
+        jobs_jar,
+        tmp_path,
+        "cp-keep",
+        checkpointing=FAILING_CHECKPOINTS,
+        checkpoint_failure_policy=NEEDS_FOUR_FAILURES,
+    )
+    fresh = await policy_app(
+        api,
+        flink,
+        jobs_jar,
+        tmp_path,
+        "cp-fresh",
+        checkpointing=FAILING_CHECKPOINTS,
+        checkpoint_failure_policy=NEEDS_FOUR_FAILURES,
+        on_state_unavailable="start_fresh",
+    )
+    jobs = {}
+    for app_id in (keeps, fresh):
+        await act(api, app_id, "start")
+        jobs[app_id] = (await running_with_checkpoints(api, app_id))["status"]["job_id"]
+        (tmp_path / f"slow-{jobs[app_id]}").touch()
+    broken = {app_id: await break_latest_checkpoint_once_failing(flink_cluster, job) for app_id, job in jobs.items()}
+
+    # start_fresh: restarted without state, and the timeline says why.
+    app = await wait_app(
+        api,
+        fresh,
+        lambda a: a["status"]["job_id"] != jobs[fresh] and a["status"]["state"] == "RUNNING",
+        timeout=90,
+        what="the fresh restart",
+    )
+    assert flink_checkpoints(flink_cluster, app["status"]["job_id"])["latest"]["restored"] is None
+    fresh_notes = [e["detail"] for e in await events(api, fresh)]
+    assert any("starting without state, as on_state_unavailable says" in d and broken[fresh] in d for d in fresh_notes)
+
+    # refuse (the default): the running job is left running, with an alert naming the path and the reason.
+    refused = await wait_app(api, keeps, lambda a: a["status"]["state"] == "RUNNING", what="running")
+    for _ in range(100):
+        found = await alerts(api, keeps, "state_unavailable")
+        if found:
+            break
+        await asyncio.sleep(0.2)
+    assert found, "no state_unavailable alert"
+    assert broken[keeps] in found[0]["message"] and "no _metadata" in found[0]["message"]
+    assert "on_state_unavailable: start_fresh" in found[0]["message"]
+    await asyncio.sleep(2)
+    now = (await api.get(f"/api/v1/apps/{keeps}")).json()
+    assert now["status"]["job_id"] == jobs[keeps] == refused["status"]["job_id"]
+    assert now["status"]["state"] == "RUNNING"  # not canceled, not restarted without its state
+    assert not [e for e in await events(api, keeps) if e["to_state"] == "STARTING" and e["cause"] == "policy"]
+    for app_id in (keeps, fresh):
+        await act(api, app_id, "cancel")

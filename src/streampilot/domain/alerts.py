@@ -14,3 +14,4 @@ class AlertReason(StrEnum):
     RESTARTED_BY_POLICY = "restarted_by_policy"
     RESTART_BUDGET_SPENT = "restart_budget_spent"
     CONFIG_MISMATCH = "config_mismatch"
+    STATE_UNAVAILABLE = "state_unavailable"  # a restart was due, but no readable state to restore

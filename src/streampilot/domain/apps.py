@@ -81,6 +81,11 @@ class AppSpec(_Strict):
     checkpoint_failure_policy: CheckpointFailurePolicy | None = None
     auto_restart: AutoRestart | None = None
     checkpoint_stall: CheckpointStall | None = None
+    on_state_unavailable: Literal["refuse", "start_fresh"] = Field(
+        default="refuse",
+        description="A policy restart whose state cannot be read: refuse (leave the job as it is, alert) "
+        "or start_fresh (start without state)",
+    )
     alert_channel_ids: list[int] = Field(default_factory=list)
     alert_reasons: list[AlertReason] | None = Field(
         default=None, description="Which reasons reach the channels; null means all of them."

@@ -22,6 +22,7 @@ TITLES = {
     AlertReason.RESTARTED_BY_POLICY: "restarted by policy",
     AlertReason.RESTART_BUDGET_SPENT: "auto-restart budget spent",
     AlertReason.CONFIG_MISMATCH: "configuration differs from what was asked",
+    AlertReason.STATE_UNAVAILABLE: "not restarted: no readable state",
 }
 
 

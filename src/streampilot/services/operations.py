@@ -65,6 +65,24 @@ def local_path(path: str) -> Path | None:
     return None
 
 
+def snapshot_problem(path: str) -> str | None:
+    """Why a snapshot cannot be restored, or None if it can (as far as we can see: remote paths are trusted)."""
+    local = local_path(path)
+    if local is None:
+        return None
+    metadata = local if local.name == "_metadata" else local / "_metadata"
+    try:
+        with metadata.open("rb") as f:
+            f.read(1)
+    except FileNotFoundError:
+        return f"no _metadata in {local}"
+    except NotADirectoryError:
+        return f"{local} is not a directory"
+    except OSError as exc:
+        return f"cannot read {metadata}: {exc.strerror or exc}"
+    return None
+
+
 def snapshot_exists(path: str) -> bool:
     """False only if we can see that a local snapshot is gone; remote paths are trusted."""
     local = local_path(path)

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.apps import AppSpec
-from streampilot.domain.errors import SpecError
 from streampilot.domain.policies import (
     PolicyMemory,
     acted,
@@ -37,6 +36,7 @@ from streampilot.services.alerting import raise_alert
 from streampilot.services.context import Context
 from streampilot.services.errors import ServiceError
 from streampilot.services.lifecycle import Lifecycle
+from streampilot.services.operations import snapshot_problem
 from streampilot.services.statewriter import lock_app, record_event
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppVersion, Cluster
@@ -47,6 +47,15 @@ KEEP_FAILURES_MS = 24 * 3600 * 1000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def restore_point(stats: CheckpointStats | None) -> str | None:
+    """Where a restart of this job resumes: its last completed checkpoint or, until one completes, the
+    snapshot it was itself restored from (a restarted job that failed again must not lose that)."""
+    if stats is None:
+        return None
+    latest = stats.latest_completed
+    return (latest.external_path if latest else None) or stats.latest_restored_path
 
 
 def failures_of(stats: CheckpointStats) -> dict[int, int]:
@@ -135,7 +144,7 @@ class PolicyLoop:
             breach = checkpoint_breach(memory, policy, now)
             if breach is not None:
                 acted(memory, now)
-                last_good = stats.latest_completed.external_path if stats.latest_completed else None
+                last_good = restore_point(stats)
                 text = f"{breach.describe()}: policy says {policy.action}"
                 facts: dict[str, Any] = {
                     "failures": breach.failures,
@@ -168,8 +177,7 @@ class PolicyLoop:
             memory.budget_spent_noted = False
             n = len(memory.restarts_ms)
             why = f"auto-restart {n} of {budget.max_restarts} within {budget.window_s:g} s after the job FAILED"
-            latest = stats.latest_completed if stats is not None else None
-            self._act(app.id, self._restart(app.id, latest.external_path if latest else None, why))
+            self._act(app.id, self._restart(app.id, restore_point(stats), why))
         elif not memory.budget_spent_noted:
             memory.budget_spent_noted = True
             text = (
@@ -216,16 +224,48 @@ class PolicyLoop:
 
         self.actions[app_id] = asyncio.create_task(run(), name=f"policy:{app_id}")
 
+    async def _readable_state(self, app: App, chosen: str | None) -> tuple[str | None, list[str], bool]:
+        """The chosen snapshot if it can be read, else the next older readable one we know of.
+
+        Returns the path (or None), why each unreadable candidate was passed over, and whether any
+        state was known at all (an app that never retained any has nothing to lose by starting fresh).
+        """
+        snapshots = [
+            *await self.lifecycle.snapshots(app.id, "savepoint"),
+            *await self.lifecycle.snapshots(app.id, "checkpoint"),
+        ]
+        newest_first = [s.path for s in sorted(snapshots, key=lambda s: (s.created_at, s.id), reverse=True)]
+        candidates = list(dict.fromkeys([*([chosen] if chosen else []), *newest_first]))
+        passed_over: list[str] = []
+        for path in candidates:
+            problem = await asyncio.to_thread(snapshot_problem, path)
+            if problem is None:
+                return path, passed_over, True
+            passed_over.append(f"{path}: {problem}")
+        return None, passed_over, bool(candidates)
+
     async def _restart(self, app_id: int, checkpoint: str | None, why: str, breached_at_ms: int | None = None) -> None:
         app = await self.lifecycle.apps.get(app_id)
-        restore = "none"  # nothing retained at all: start fresh rather than not at all
-        for candidate in [c for c in (checkpoint, "latest") if c]:
-            try:
-                await self.lifecycle.resolve_restore(app, candidate)
-            except SpecError:
-                continue
-            restore = candidate
-            break
+        assert app.running_version is not None
+        spec = await self._spec(app_id, app.running_version)
+        # Checked before anything is canceled: a restart never drops state silently.
+        path, passed_over, had_state = await self._readable_state(app, checkpoint)
+        if passed_over and path is not None:
+            await self._note(app, f"not restoring {'; '.join(passed_over)}; the next older readable state is {path}")
+        restore = path or "none"
+        if path is None and had_state:
+            unreadable = "; ".join(passed_over)
+            if spec.on_state_unavailable != "start_fresh":
+                text = (
+                    f"not restarted ({why}): no readable state to restore ({unreadable}); the job is left "
+                    f"{app.state}. Repair the storage, or set on_state_unavailable: start_fresh to allow a start "
+                    "without state"
+                )
+                await self._event(app, text, AlertReason.STATE_UNAVAILABLE, {"unreadable": passed_over})
+                return
+            await self._note(
+                app, f"no readable state ({unreadable}): starting without state, as on_state_unavailable says"
+            )
         restarted = await self.lifecycle.restart(app_id, restore=restore, why=f"restart by policy ({why})")
         if restarted is None:
             return
