@@ -69,6 +69,19 @@ async def test_a_refused_submission_fails_the_operation_with_field_problems_and_
     assert any("the cluster refused the job: Object 'nope' not found" in d for d in events)
 
 
+async def test_a_refused_submission_whose_job_runs_anyway_is_the_apps_job(
+    platform: Platform, fleet: FakeFleet, app_id: int
+) -> None:
+    fleet.refuse, fleet.refuse_but_run = "The main method caused an error: wait() failed", True
+    op = await finished(platform, (await platform.lifecycle.start(app_id)).id)
+    assert op.state == "succeeded", op.error
+    job_id = op.result["job_id"]
+    assert job_id in fleet.jobs
+    app = await platform.apps.get(app_id)
+    assert (app.state, app.job_id) == ("RUNNING", job_id)
+    assert any("is this application's job and is tracked" in e.detail for e in await platform.apps.events(app_id))
+
+
 async def test_an_unanswered_submission_fails_the_operation_but_keeps_the_job_id_for_the_tracker(
     platform: Platform, fleet: FakeFleet, app_id: int
 ) -> None:

@@ -126,7 +126,11 @@ def _program_error(errors: list[str]) -> str | None:
     text = "\n".join(errors)
     m = _MAIN_ERROR.search(text)
     if m:
-        return m.group(1).split("\n\tat ")[0].strip()
+        said = m.group(1).split("\n\tat ")[0].strip()
+        if said and not said.startswith("at "):
+            return said
+        # "Could not execute application." with the reason only in the chain of causes.
+        return root_cause(text)
     for marker in (
         "ClassNotFoundException",
         "Could not find class",

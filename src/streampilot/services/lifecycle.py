@@ -9,6 +9,7 @@ the background, talking to the app's cluster through the Target port only. State
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,17 @@ class Lifecycle(Operations):
             await target.submit(launch)
         except SpecError as refused:
             why_not = "; ".join(p.message for p in refused.problems)
+            if await self._runs_anyway(target, job_id):
+                # E.g. a PyFlink Table API script that waits for its result: Flink started the job, then the
+                # wait failed in the submission. The job is this app's, never an orphan.
+                await self._note(
+                    app_id,
+                    f"the cluster answered the submission with an error ({why_not}) but runs job {job_id}: "
+                    "it is this application's job and is tracked",
+                    Cause.SYSTEM,
+                )
+                await oplog.step(f"Flink answered with an error ({why_not}) but runs job {job_id}; tracking it")
+                return
             await self._roll_back_start(
                 app_id, previous, previous_job, f"the cluster refused the job: {why_not}", cause
             )
@@ -118,6 +130,17 @@ class Lifecycle(Operations):
             )
             raise
         await oplog.step(f"job {job_id} submitted")
+
+    @staticmethod
+    async def _runs_anyway(target: Target, job_id: str) -> bool:
+        """Whether a job the cluster refused is listed all the same (asked twice: it may just be starting)."""
+        for attempt in range(2):
+            listing = await target.observe_all()
+            if listing.get(job_id) is not None:
+                return True
+            if attempt == 0:
+                await asyncio.sleep(0.5)
+        return False
 
     async def _await_running(self, oplog: OpLog) -> None:
         """Follow a just-started job until it runs (all tasks) or ends; a job still waiting for slots

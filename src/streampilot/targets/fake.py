@@ -39,6 +39,7 @@ class FakeFleet:
     launches: list[Launch] = field(default_factory=list)
     savepoints: dict[str, str] = field(default_factory=dict)  # trigger -> path
     refuse: str | None = None  # the next submissions are refused with this reason (a field error on "sql")
+    refuse_but_run: bool = False  # ... and the job runs all the same (Flink: a PyFlink script that waits)
     unavailable: bool = False  # every call fails as if the cluster did not answer
     savepoint_failure: str | None = None  # savepoints fail with this cause
     submit_gate: asyncio.Event | None = None  # when set, a submission waits for it
@@ -80,7 +81,7 @@ class FakeTarget:
         if self.fleet.submit_gate is not None:
             await self.fleet.submit_gate.wait()
         self._answer()
-        if self.fleet.refuse:
+        if self.fleet.refuse and not self.fleet.refuse_but_run:
             raise SpecError.one("sql", self.fleet.refuse)
         self.fleet.launches.append(launch)
         self.fleet.jobs[launch.job_id] = FakeJob(
@@ -89,6 +90,8 @@ class FakeTarget:
             tasks_running=1 if self.fleet.slots_free else 0,
             restored_from=launch.request.restore_path,
         )
+        if self.fleet.refuse:
+            raise SpecError.one("sql", self.fleet.refuse)
 
     def _job(self, job_id: str) -> FakeJob:
         self._answer()

@@ -1,0 +1,59 @@
+"""The PyFlink examples shipped in the apache-flink wheel, run as a user would bring them (not edited).
+
+Table API examples end in ``.wait()``: Flink starts the job under the id streampilot chose, then the
+submission answers an error because the wait cannot happen inside the JobManager. The job must be
+the app's, tracked to its end: never an orphan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pyflink
+import pytest
+
+from streampilot.flink.local import LocalCluster
+from tests.helpers import act, events, wait_state
+
+pytestmark = [pytest.mark.flink, pytest.mark.slow]
+EXAMPLES = Path(pyflink.__file__).parent / "examples"
+SINGLE_DB = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+async def python_app(api: httpx.AsyncClient, cluster_id: int, name: str, example: str) -> int:
+    body = {"name": name, "kind": "python", "cluster_id": cluster_id, "python": (EXAMPLES / example).read_text()}
+    resp = await api.post("/api/v1/apps", json=body)
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
+
+
+def unaccounted(flink_cluster: LocalCluster, known: set[str]) -> list[dict[str, str]]:
+    jobs = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/overview").json()["jobs"]
+    return [j for j in jobs if j["jid"] not in known and j["state"] not in ("CANCELED", "FINISHED", "FAILED")]
+
+
+@SINGLE_DB
+async def test_table_api_examples_that_wait_are_tracked_not_orphaned(
+    api: httpx.AsyncClient, flink: int, flink_cluster: LocalCluster
+) -> None:
+    streaming = await python_app(api, flink, "streaming-word-count", "table/streaming_word_count.py")
+    bounded = await python_app(api, flink, "word-count", "table/word_count.py")
+
+    op = await act(api, streaming, "start")  # succeeds: the job runs, whatever the submission answered
+    job_id = op["result"]["job_id"]
+    assert op["result"]["state"] == "RUNNING"
+    assert any(f"but runs job {job_id}; tracking it" in s["text"] for s in op["steps"]), op["steps"]
+    app = (await api.get(f"/api/v1/apps/{streaming}")).json()
+    assert (app["status"]["state"], app["status"]["job_id"]) == ("RUNNING", job_id)
+    notes = [e["detail"] for e in await events(api, streaming)]
+    assert any("is this application's job and is tracked" in d for d in notes)
+
+    await act(api, bounded, "start")
+    finished = await wait_state(api, bounded, "FINISHED", timeout=90)  # a bounded example ends by itself
+    assert "RESTARTING" not in [e["to_state"] for e in await events(api, bounded)]
+
+    assert unaccounted(flink_cluster, {job_id, finished["status"]["job_id"]}) == []
+    jobs = (await api.get("/api/v1/jobs/unmanaged")).json()
+    assert [j for j in jobs if j["job_id"] in (job_id, finished["status"]["job_id"])] == []
+    await act(api, streaming, "cancel")
