@@ -17,9 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
@@ -29,6 +27,7 @@ from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
 from streampilot.services.apps import AppService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, ServiceError
+from streampilot.services.restore_points import newest_restorable, snapshot_exists
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, Cluster, Operation, Snapshot, utcnow
@@ -54,41 +53,6 @@ FRESH_JOB_FIELDS: dict[str, Any] = {
 
 class Observer(Protocol):
     async def observe_app(self, app_id: int) -> None: ...
-
-
-def local_path(path: str) -> Path | None:
-    parsed = urlparse(path)
-    if parsed.scheme == "file":
-        return Path(parsed.path)
-    if parsed.scheme == "" and path.startswith("/"):
-        return Path(path)
-    return None
-
-
-def snapshot_problem(path: str) -> str | None:
-    """Why a snapshot cannot be restored, or None if it can (as far as we can see: remote paths are trusted)."""
-    local = local_path(path)
-    if local is None:
-        return None
-    metadata = local if local.name == "_metadata" else local / "_metadata"
-    try:
-        with metadata.open("rb") as f:
-            f.read(1)
-    except FileNotFoundError:
-        return f"no _metadata in {local}"
-    except NotADirectoryError:
-        return f"{local} is not a directory"
-    except OSError as exc:
-        return f"cannot read {metadata}: {exc.strerror or exc}"
-    return None
-
-
-def snapshot_exists(path: str) -> bool:
-    """False only if we can see that a local snapshot is gone; remote paths are trusted."""
-    local = local_path(path)
-    if local is None:
-        return True
-    return (local / "_metadata").exists() or (local.is_file() and local.name == "_metadata")
 
 
 @dataclass
@@ -268,18 +232,9 @@ class Operations:
             if not await asyncio.to_thread(snapshot_exists, restore):
                 raise SpecError.one("restore", f"no savepoint or checkpoint at {restore} (no _metadata there)")
             return restore
-        async with self.ctx.sessions() as s:
-            rows = (
-                await s.execute(
-                    sa.select(Snapshot)
-                    .where(Snapshot.app_id == app.id)
-                    .order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
-                )
-            ).scalars()
-            candidates = [r.path for r in rows]
-        for path in candidates:
-            if await asyncio.to_thread(snapshot_exists, path):
-                return path
+        newest = await newest_restorable(self.ctx, app)
+        if newest is not None:
+            return newest.path
         raise SpecError.one(
             "restore",
             f"application {app.name!r} has no savepoint or retained checkpoint to "

@@ -36,7 +36,7 @@ from streampilot.services.alerting import raise_alert
 from streampilot.services.context import Context
 from streampilot.services.errors import ServiceError
 from streampilot.services.lifecycle import Lifecycle
-from streampilot.services.operations import snapshot_problem
+from streampilot.services.restore_points import snapshot_problem
 from streampilot.services.statewriter import lock_app, record_event
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppVersion, Cluster
