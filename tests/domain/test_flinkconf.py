@@ -3,9 +3,10 @@
 import pytest
 from pydantic import ValidationError
 
-from streampilot.domain.apps import AppSpec
+from streampilot.domain.apps import AppKind, AppSpec
 from streampilot.domain.errors import SpecError
 from streampilot.domain.flinkconf import build_launch_config
+from streampilot.domain.flinkoptions import option_problem
 from streampilot.domain.restart import read_sentence
 from streampilot.domain.verify import compare
 
@@ -125,3 +126,48 @@ def test_compare_reports_verified_and_mismatches() -> None:
     mismatches = compare(s, job, {**cp, "interval": 5000})
     assert any("restart_strategy.type" in m for m in mismatches)
     assert any("checkpointing.interval_s" in m for m in mismatches)
+
+
+class TestOptionTypes:
+    """A value Flink would refuse is a field error before submission, with the SET's line."""
+
+    def test_a_bad_duration_in_a_set_names_its_line(self) -> None:
+        from streampilot.services.submissions import launch_config
+
+        script = (
+            "CREATE TABLE a (x INT) WITH ('connector' = 'datagen');\n"
+            "SET 'execution.checkpointing.interval' = 'banana';\n"
+            "INSERT INTO b SELECT x FROM a;"
+        )
+        with pytest.raises(SpecError) as refused:
+            launch_config(AppSpec(kind=AppKind.SQL, sql=script), "app")
+        problem = refused.value.problems[0]
+        assert (problem.field, problem.line, problem.column) == ("sql", 2, 1)
+        assert "execution.checkpointing.interval is a duration" in problem.message and "'banana'" in problem.message
+
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [
+            ("pipeline.object-reuse", "maybe"),
+            ("parallelism.default", "four"),
+            ("execution.runtime-mode", "sometimes"),
+            ("table.exec.mini-batch.allow-latency", "soon"),
+        ],
+    )
+    def test_a_bad_property_is_refused(self, key: str, value: str) -> None:
+        with pytest.raises(SpecError) as refused:
+            build_launch_config(AppSpec(kind=AppKind.SQL, sql="x", properties={key: value}), app_name="a")
+        assert refused.value.problems[0].field == f"properties.{key}"
+
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [
+            ("pipeline.object-reuse", "true"),
+            ("execution.checkpointing.interval", "10 s"),
+            ("table.exec.state.ttl", "PT1H"),
+            ("execution.runtime-mode", "batch"),
+            ("some.option.nobody.knows", "anything"),
+        ],
+    )
+    def test_good_and_unknown_values_pass(self, key: str, value: str) -> None:
+        assert option_problem(key, value) is None

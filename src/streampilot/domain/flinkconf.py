@@ -7,11 +7,11 @@ A free-form value that contradicts a structured setting is a field error, never 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from streampilot.domain.apps import AppSpec, Checkpointing
 from streampilot.domain.errors import FieldProblem, SpecError
+from streampilot.domain.flinkoptions import duration_ms, option_problem
 from streampilot.domain.restart import flink_keys, ms
 
 # Keys the platform itself sets for every submission: users steer them through our own fields.
@@ -22,33 +22,6 @@ MANAGED_KEYS = {
     "execution.state-recovery.path": "choose the restore point with start's 'restore' instead",
 }
 
-_DURATION = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(ms|milli|millis|millisecond|milliseconds|s|sec|secs|second|seconds|"
-    r"min|m|minute|minutes|h|hour|hours|d|day|days)?\s*$",
-    re.IGNORECASE,
-)
-_UNIT_MS = {
-    "ms": 1,
-    "milli": 1,
-    "millis": 1,
-    "millisecond": 1,
-    "milliseconds": 1,
-    "s": 1000,
-    "sec": 1000,
-    "secs": 1000,
-    "second": 1000,
-    "seconds": 1000,
-    "min": 60_000,
-    "m": 60_000,
-    "minute": 60_000,
-    "minutes": 60_000,
-    "h": 3_600_000,
-    "hour": 3_600_000,
-    "hours": 3_600_000,
-    "d": 86_400_000,
-    "day": 86_400_000,
-    "days": 86_400_000,
-}
 _STRATEGY_ALIASES = {
     "none": "none",
     "off": "none",
@@ -61,13 +34,6 @@ _STRATEGY_ALIASES = {
     "exponential-delay": "exponential-delay",
     "exponentialdelay": "exponential-delay",
 }
-
-
-def duration_ms(text: str) -> float | None:
-    m = _DURATION.match(text)
-    if not m:
-        return None
-    return float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()]
 
 
 def normalise(key: str, value: str) -> str:
@@ -134,6 +100,8 @@ def build_launch_config(spec: AppSpec, *, app_name: str, sql_sets: Mapping[str, 
             problems.append(FieldProblem(field, "a property needs a non-empty key"))
         elif key in MANAGED_KEYS:
             problems.append(FieldProblem(field, f"{key} is set by the platform: {MANAGED_KEYS[key]}"))
+        elif field != "sql" and (wrong := option_problem(key, value)):
+            problems.append(FieldProblem(field, wrong))
         elif key in structured and normalise(key, value) != normalise(key, structured[key][0]):
             own, origin = structured[key]
             problems.append(

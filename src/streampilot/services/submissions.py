@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streampilot.domain.apps import AppKind, AppSpec
-from streampilot.domain.errors import SpecError
+from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.domain.flinkconf import build_launch_config
+from streampilot.domain.flinkoptions import option_problem
 from streampilot.domain.sqlscript import StatementKind, locate_flink_error, parse_script
 from streampilot.flink.client import FlinkClient, FlinkRejected, JarRun
 from streampilot.flink.homes import HomeInfo
@@ -42,6 +43,13 @@ def launch_config(spec: AppSpec, app_name: str) -> dict[str, str]:
         assert spec.sql is not None
         statements = parse_script(spec.sql)
         sets = {s.key: s.value for s in statements if s.kind == StatementKind.SET and s.key and s.value is not None}
+        wrong = [
+            FieldProblem("sql", problem, s.line, s.column)
+            for s in statements
+            if s.kind == StatementKind.SET and s.key and (problem := option_problem(s.key, s.value or ""))
+        ]
+        if wrong:
+            raise SpecError(wrong)
     elif spec.kind == AppKind.PYTHON:
         assert spec.python is not None
         check_python(spec.python)
