@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streampilot.domain.errors import SpecError
+from streampilot.domain.manifest import main_class
 from streampilot.services.context import Context
 from streampilot.services.errors import NotFound
 from streampilot.store.orm import Jar
@@ -26,9 +27,7 @@ def _inspect(path: Path) -> tuple[str | None, set[str]]:
             classes = {n[:-6].replace("/", ".") for n in names if n.endswith(".class")}
             main = None
             if "META-INF/MANIFEST.MF" in names:
-                for line in zf.read("META-INF/MANIFEST.MF").decode("utf-8", "replace").splitlines():
-                    if line.startswith("Main-Class:"):
-                        main = line.split(":", 1)[1].strip() or None
+                main = main_class(zf.read("META-INF/MANIFEST.MF").decode("utf-8", "replace"))
     except (zipfile.BadZipFile, OSError) as exc:
         raise SpecError.one("file", f"the jar cannot be read: {exc}") from None
     if not classes:
