@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -29,14 +31,15 @@ END;
 async def test_execute_statement_set_is_one_job_with_both_sinks(
     api: httpx.AsyncClient, flink: int, flink_cluster: LocalCluster
 ) -> None:
-    body = {"name": "statement-set", "kind": "sql", "cluster_id": flink, "sql": STATEMENT_SET}
+    name = f"statement-set-{uuid.uuid4().hex[:8]}"  # the cluster is shared by every database's run
+    body = {"name": name, "kind": "sql", "cluster_id": flink, "sql": STATEMENT_SET}
     resp = await api.post("/api/v1/apps", json=body)
     assert resp.status_code == 201, resp.text
     app_id = resp.json()["id"]
     job_id = (await act(api, app_id, "start"))["result"]["job_id"]
     await wait_state(api, app_id, "FINISHED", timeout=60)
     jobs = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/overview").json()["jobs"]
-    assert [j["jid"] for j in jobs if j["name"] == "statement-set"] == [job_id]  # one job, not one per INSERT
+    assert [j["jid"] for j in jobs if j["name"] == name] == [job_id]  # one job, not one per INSERT
     plan = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/{job_id}/plan").json()["plan"]
     described = " ".join(node["description"] for node in plan["nodes"])
     assert "audit_sink" in described and "count_sink" in described

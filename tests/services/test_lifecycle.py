@@ -82,6 +82,16 @@ async def test_a_refused_submission_whose_job_runs_anyway_is_the_apps_job(
     assert any("is this application's job and is tracked" in e.detail for e in await platform.apps.events(app_id))
 
 
+async def test_a_job_that_fails_at_once_ends_the_start_at_once(
+    platform: Platform, fleet: FakeFleet, app_id: int
+) -> None:
+    """Once submitted, an ended state is the new job's: the start fails now, not after the start wait."""
+    fleet.fail_at_start = True
+    op = await finished(platform, (await platform.lifecycle.start(app_id)).id, timeout=5)
+    assert op.state == "failed" and "ended FAILED while starting" in (op.error or "")
+    assert (await platform.apps.get(app_id)).state == "FAILED"
+
+
 async def test_an_unanswered_submission_fails_the_operation_but_keeps_the_job_id_for_the_tracker(
     platform: Platform, fleet: FakeFleet, app_id: int
 ) -> None:

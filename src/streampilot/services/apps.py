@@ -218,7 +218,7 @@ class AppService:
         if AppState(app.state) in ACTIVE_STATES:
             raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before deleting it")
         if app.operation:
-            raise Conflict(f"a {app.operation} of application {app.name!r} is in progress; wait for it")
+            raise Conflict(f"an operation ({app.operation_id}) of application {app.name!r} is in progress; wait for it")
         async with self.ctx.sessions() as s, s.begin():
             await s.execute(sa.delete(App).where(App.id == app_id))
 

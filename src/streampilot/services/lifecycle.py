@@ -119,6 +119,7 @@ class Lifecycle(Operations):
                     Cause.SYSTEM,
                 )
                 await oplog.step(f"Flink answered with an error ({why_not}) but runs job {job_id}; tracking it")
+                await self.submitted(oplog)
                 return
             await self._roll_back_start(
                 app_id, previous, previous_job, f"the cluster refused the job: {why_not}", cause
@@ -129,6 +130,7 @@ class Lifecycle(Operations):
                 app_id, f"submission outcome unknown ({exc}); the tracker watches for job {job_id}", Cause.SYSTEM
             )
             raise
+        await self.submitted(oplog)
         await oplog.step(f"job {job_id} submitted")
 
     @staticmethod

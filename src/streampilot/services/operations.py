@@ -36,6 +36,9 @@ from streampilot.targets.port import Target
 log = logging.getLogger("streampilot.operations")
 
 STALE_OPERATION = timedelta(minutes=15)
+# The slot's phase once a start's job is submitted: the observer then takes every state Flink reports
+# as the new job's (before, an ended state may still describe the previous run).
+FOLLOWING = "following"
 FINISHED_OPERATION_STATES = ("succeeded", "failed")
 # What we knew about an app's previous job, cleared whenever the app gets a new one.
 FRESH_JOB_FIELDS: dict[str, Any] = {
@@ -112,8 +115,11 @@ class Operations:
                 app = await s.get(App, app_id)
                 if app is None:
                     raise NotFound(f"no application with id {app_id}")
+                running = await s.get(Operation, app.operation_id) if app.operation_id else None
+                verb = running.verb if running is not None else (app.operation or "operation")
                 raise Conflict(
-                    f"a {app.operation} of application {app.name!r} is already in progress; wait for it to finish"
+                    f"a {verb} of application {app.name!r} is already in progress (operation "
+                    f"{app.operation_id}); wait for it to finish"
                 )
             op = Operation(
                 app_id=app_id,
@@ -212,6 +218,15 @@ class Operations:
                 sa.update(App)
                 .where(App.id == oplog.app_id, App.operation_id == oplog.op_id)
                 .values(operation=None, operation_since=None, operation_id=None)
+            )
+
+    async def submitted(self, oplog: OpLog) -> None:
+        """The operation's job is with the cluster: what Flink reports from now on is about this job."""
+        async with self.ctx.sessions() as s, s.begin():
+            await s.execute(
+                sa.update(App)
+                .where(App.id == oplog.app_id, App.operation_id == oplog.op_id)
+                .values(operation=FOLLOWING)
             )
 
     # ---- the footing of the verbs ---------------------------------------------------------------

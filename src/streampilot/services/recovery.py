@@ -66,6 +66,7 @@ class Recovery:
         lc.in_background(op, work)
 
     async def _follow_start(self, oplog: OpLog) -> None:
+        await self.lifecycle.submitted(oplog)  # whether or not the submission finished, the job id is known
         await self.lifecycle._await_running(oplog)
 
     async def _savepoint_outcome(self, oplog: OpLog) -> None:

@@ -46,6 +46,7 @@ class FakeFleet:
     savepoint_gate: asyncio.Event | None = None  # when set, a savepoint waits for it after its trigger
     in_place: bool = False  # upgrades in place, like the Kubernetes operator
     slots_free: bool = True  # False: new jobs are RUNNING with their tasks waiting for slots
+    fail_at_start: bool = False  # new jobs fail at once (a program that throws in its first records)
     counter: int = 0
 
     def target(self, ctx: Any, cluster: Cluster) -> FakeTarget:
@@ -87,7 +88,8 @@ class FakeTarget:
         self.fleet.jobs[launch.job_id] = FakeJob(
             launch.job_id,
             launch.request.app_name,
-            tasks_running=1 if self.fleet.slots_free else 0,
+            state="FAILED" if self.fleet.fail_at_start else "RUNNING",
+            tasks_running=1 if self.fleet.slots_free and not self.fleet.fail_at_start else 0,
             restored_from=launch.request.restore_path,
         )
         if self.fleet.refuse:
