@@ -86,8 +86,15 @@ async def test_field_errors_with_flink(api: httpx.AsyncClient, flink: int) -> No
     base = {"name": "a", "kind": "sql", "cluster_id": flink, "sql": DATAGEN_SQL}
     bad_sql = DATAGEN_SQL.replace("SELECT id, v FROM src", "SELECT id, nosuchcol FROM src")
     problem = fields(await api.post("/api/v1/apps", json={**base, "sql": bad_sql}))["sql"]
-    assert "nosuchcol" in problem["message"]
+    assert problem["message"] == "Flink rejected the script: Column 'nosuchcol' not found in any table"  # once
     assert problem["line"] == 3 and problem["column"] > 1
+    unknown = DATAGEN_SQL.replace("'connector' = 'datagen'", "'connector' = 'kafkaa'")
+    problem = fields(await api.post("/api/v1/apps", json={**base, "sql": unknown}))["sql"]
+    assert problem["message"].startswith(
+        "Flink rejected the script: Could not find any factory for identifier 'kafkaa'"
+    )
+    assert "Available factory identifiers are: blackhole, datagen" in problem["message"]
+    assert problem["message"].count("kafkaa") == 1
     assert (
         "contradicts"
         in fields(

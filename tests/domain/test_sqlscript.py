@@ -74,3 +74,34 @@ def test_flinks_documented_statement_set_form() -> None:
     assert [(s.text, s.column) for s in one_line] == [("INSERT INTO b SELECT 1", 29)]
     with pytest.raises(SpecError, match="no INSERT"):
         parse_script("EXECUTE STATEMENT SET BEGIN END;")
+
+
+def test_flinks_reason_comes_first_and_once() -> None:
+    """Messages as the SQL runner reports Flink 2.3's errors: wrappers repeat what they wrap."""
+    stmts = parse_script("CREATE TABLE a (x INT);\nCREATE TABLE b (x INT);\nINSERT INTO b SELECT idd FROM a;")
+    validation = (
+        "streampilot statement 3 failed: SQL validation failed. SQL validation failed. From line 1, column 24 to "
+        "line 1, column 26: Column 'idd' not found in any table | caused by: SQL validation failed. From line 1, "
+        "column 24 to line 1, column 26: Column 'idd' not found in any table | caused by: From line 1, column 24 "
+        "to line 1, column 26: Column 'idd' not found in any table | caused by: Column 'idd' not found in any table"
+    )
+    assert locate_flink_error(stmts, validation) == ("Column 'idd' not found in any table", 3, 24)
+    connector = (
+        "streampilot statement 3 failed: Unable to create a source for reading table "
+        "'default_catalog.default_database.a'.\n\nTable options are:\n\n'connector'='kafkaa' | caused by: Cannot "
+        "discover a connector using option: 'connector'='kafkaa' | caused by: Could not find any factory for "
+        "identifier 'kafkaa' that implements 'org.apache.flink.table.factories.DynamicTableFactory' in the "
+        "classpath.\n\nAvailable factory identifiers are:\n\nblackhole\ndatagen\nprint"
+    )
+    text, line, _ = locate_flink_error(stmts, connector)
+    assert text == (
+        "Could not find any factory for identifier 'kafkaa' that implements "
+        "'org.apache.flink.table.factories.DynamicTableFactory' in the classpath. Available factory identifiers "
+        "are: blackhole, datagen, print (Unable to create a source for reading table "
+        "'default_catalog.default_database.a'.)"
+    )
+    assert line == 3
+    parse = "streampilot statement 3 failed: SQL parse failed. Non-query expression encountered in illegal context"
+    assert (
+        locate_flink_error(stmts, parse)[0] == "SQL parse failed. Non-query expression encountered in illegal context"
+    )

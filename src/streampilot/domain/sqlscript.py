@@ -144,16 +144,53 @@ _POSITION = re.compile(r"line (\d+), column (\d+)")
 _STATEMENT_NO = re.compile(r"streampilot statement (\d+) failed: (.*)", re.DOTALL)
 
 
+_CAUSED_BY = " | caused by: "
+_SHORT_PREFIX = 40
+
+
+def _one_line(text: str) -> str:
+    """Flink's multi-line message on one line; a list after "...:" becomes comma-separated."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    out: list[str] = []
+    listing = False
+    for ln in lines:
+        if listing and out:
+            out[-1] += (" " if out[-1].endswith(":") else ", ") + ln
+        else:
+            out.append(ln)
+            listing = ln.endswith(":")
+    return " ".join(out)
+
+
+def root_first(message: str) -> str:
+    """The runner's chain of causes ("outer | caused by: inner ...") as the root cause first, once.
+
+    Each wrapper repeats what it wraps; the innermost cause says what is wrong. The outermost message
+    follows in parentheses only when it adds something (which table, which statement kind).
+    """
+    parts = [p.strip() for p in message.split(_CAUSED_BY) if p.strip()]
+    if len(parts) < 2:
+        return _one_line(message)
+    root = _one_line(parts[-1])
+    outer = _one_line(parts[0].split("\n\n")[0])
+    if outer.endswith(root) and len(outer) - len(root) <= _SHORT_PREFIX:
+        return outer  # "SQL parse failed. <root>": the kind of failure is worth its few words
+    if root.split(". ")[0] in outer or outer in root:
+        return root
+    return f"{root} ({outer})"
+
+
 def locate_flink_error(statements: list[Statement], message: str) -> tuple[str, int | None, int | None]:
     """Turn the runner's "statement N failed: ... at line L, column C" into script coordinates."""
     m = _STATEMENT_NO.search(message)
     if not m:
         return message, None, None
-    index, text = int(m.group(1)) - 1, m.group(2).strip()
+    index, raw = int(m.group(1)) - 1, m.group(2).strip()
+    text = root_first(raw)
     if not 0 <= index < len(statements):
         return text, None, None
     stmt = statements[index]
-    pos = _POSITION.search(text)
+    pos = _POSITION.search(raw)
     if not pos:
         return text, stmt.line, stmt.column
     rel_line, rel_col = int(pos.group(1)), int(pos.group(2))
