@@ -1,6 +1,6 @@
 """What a refused submission says: Flink's reason, not a stack frame (texts as Flink 2.3 answers them)."""
 
-from streampilot.flink.client import _program_error
+from streampilot.flink.client import _program_error, root_cause
 
 COULD_NOT_EXECUTE = """org.apache.flink.runtime.rest.handler.RestHandlerException: Could not execute application.
 \tat org.apache.flink.runtime.webmonitor.handlers.JarRunHandler.lambda$handleRequest$1(JarRunHandler.java:114)
@@ -29,3 +29,31 @@ def test_the_innermost_cause_when_the_headline_says_nothing() -> None:
 
 def test_the_programs_own_words_when_the_headline_has_them() -> None:
     assert _program_error([MAIN_METHOD]) == "streampilot statement 3 failed: Object 'nope' not found"
+
+
+UDF_FAILURE = """java.lang.RuntimeException: Failed to close remote bundle
+\tat org.apache.flink.streaming.api.runners.python.beam.BeamPythonFunctionRunner.finishBundle(BeamPythonFunctionRunner.java:423)
+Caused by: java.util.concurrent.ExecutionException: java.lang.RuntimeException: Error received from SDK harness for instruction 2: Traceback (most recent call last):
+  File "/usr/lib/python3/dist-packages/apache_beam/runners/worker/sdk_worker.py", line 311, in _execute
+    response = task()
+  File "/tmp/app-7-v1.py", line 12, in parse
+    raise ValueError(f"not a number: {s!r}")
+ValueError: not a number: 'x'
+
+\tat java.base/java.util.concurrent.CompletableFuture.reportGet(CompletableFuture.java:396)
+Caused by: java.lang.RuntimeException: Error received from SDK harness for instruction 2: Traceback (most recent call last):
+  File "/tmp/app-7-v1.py", line 12, in parse
+    raise ValueError(f"not a number: {s!r}")
+ValueError: not a number: 'x'
+
+\tat org.apache.beam.runners.fnexecution.control.FnApiControlClient$ResponseStreamObserver.onNext(FnApiControlClient.java:180)
+\t... 1 more
+"""
+
+
+def test_a_python_functions_error_is_its_own_last_line() -> None:
+    assert root_cause(UDF_FAILURE) == "ValueError: not a number: 'x'"
+
+
+def test_a_java_root_cause_stays_the_innermost_caused_by() -> None:
+    assert root_cause(COULD_NOT_EXECUTE) == "java.lang.RuntimeException: Python process exits with code: 1"

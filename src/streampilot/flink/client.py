@@ -146,11 +146,31 @@ def _program_error(errors: list[str]) -> str | None:
 
 
 def root_cause(stacktrace: str) -> str:
-    """The innermost "Caused by:" of a Java stack trace (what went wrong), else its first line."""
-    causes = [
-        ln.strip()[len("Caused by: ") :] for ln in stacktrace.splitlines() if ln.strip().startswith("Caused by: ")
-    ]
-    return causes[-1] if causes else stacktrace.split("\n")[0]
+    """The innermost "Caused by:" of a Java stack trace (what went wrong), else its first line.
+
+    A Python function's failure arrives as a Python traceback inside that line's message ("Error
+    received from SDK harness ...: Traceback (most recent call last):" and the frames): then what went
+    wrong is the traceback's last line ("ValueError: ..."), the one that is not a frame.
+    """
+    lines = stacktrace.splitlines()
+    causes = [i for i, ln in enumerate(lines) if ln.strip().startswith("Caused by: ")]
+    if not causes:
+        return _python_error(lines, 0) or (lines[0] if lines else "")
+    at = causes[-1]
+    return _python_error(lines, at) or lines[at].strip()[len("Caused by: ") :]
+
+
+def _python_error(lines: list[str], start: int) -> str | None:
+    """The exception line of a Python traceback that begins at ``lines[start]``, if one does."""
+    if not lines or not lines[start].rstrip().endswith("Traceback (most recent call last):"):
+        return None
+    found = None
+    for ln in lines[start + 1 :]:
+        if ln.startswith(("\tat ", "Caused by: ")) or ln.strip().startswith("at org."):
+            break
+        if ln.strip() and not ln[0].isspace():
+            found = ln.strip()
+    return found
 
 
 def _task_counts(tasks: dict[str, Any]) -> tuple[int, int, int]:
