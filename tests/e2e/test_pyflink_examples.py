@@ -7,6 +7,7 @@ the app's, tracked to its end: never an orphan.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -57,3 +58,46 @@ async def test_table_api_examples_that_wait_are_tracked_not_orphaned(
     jobs = (await api.get("/api/v1/jobs/unmanaged")).json()
     assert [j for j in jobs if j["job_id"] in (job_id, finished["status"]["job_id"])] == []
     await act(api, streaming, "cancel")
+
+
+FAILING_UDF = """from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
+from pyflink.table.udf import udf
+
+t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+
+
+@udf(result_type=DataTypes.BIGINT())
+def parse(s):
+    raise ValueError(f"not a number: {s!r}")
+
+
+t_env.create_temporary_function("parse", parse)
+t_env.execute_sql(
+    "CREATE TABLE src (s STRING) WITH ('connector' = 'datagen', 'rows-per-second' = '5', 'fields.s.length' = '3')"
+)
+t_env.execute_sql("CREATE TABLE snk (n BIGINT) WITH ('connector' = 'blackhole')")
+t_env.execute_sql("INSERT INTO snk SELECT parse(s) FROM src")
+"""
+
+
+@SINGLE_DB
+async def test_a_failing_python_function_says_its_own_error(api: httpx.AsyncClient, flink: int) -> None:
+    body = {
+        "name": "failing-udf",
+        "kind": "python",
+        "cluster_id": flink,
+        "python": FAILING_UDF,
+        "restart_strategy": {"type": "none"},
+    }
+    resp = await api.post("/api/v1/apps", json=body)
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    await act(api, app_id, "start", expect=None)  # it may fail before all tasks ever ran
+    await wait_state(api, app_id, "FAILED", timeout=120)
+    for _ in range(50):
+        found = (await api.get(f"/api/v1/apps/{app_id}/exceptions")).json()
+        if found:
+            break
+        await asyncio.sleep(0.2)
+    assert found, "Flink reported no exception"
+    assert found[0]["message"].startswith("ValueError: not a number: '"), found[0]["message"]
