@@ -12,7 +12,7 @@ from streampilot.services.context import Context
 from streampilot.services.errors import Conflict
 from streampilot.store.orm import Cluster
 from streampilot.targets.kinds import LOCAL, STANDALONE
-from streampilot.targets.kubernetes.target import KubernetesApplicationTarget, KubernetesSessionTarget
+from streampilot.targets.kubernetes.kinds import KubernetesApplicationTarget, KubernetesSessionTarget
 from streampilot.targets.port import Target
 from streampilot.targets.standalone.target import StandaloneTarget
 
