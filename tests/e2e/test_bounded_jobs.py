@@ -18,6 +18,8 @@ from streampilot.flink.local import LocalCluster
 from tests.helpers import act, events
 
 pytestmark = [pytest.mark.flink]
+# What Flink does with the job is the point here, not the database: one database is enough.
+SINGLE_DB = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 TWO_SOURCES = """CREATE TABLE short_src (v BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '100', 'rows-per-second' = '100');
 CREATE TABLE long_src (v BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '600', 'rows-per-second' = '100');
@@ -44,6 +46,7 @@ async def watch_until_finished(api: httpx.AsyncClient, app_id: int, timeout: flo
     raise AssertionError(f"never FINISHED: {seen[-1]}")
 
 
+@SINGLE_DB
 async def test_a_streaming_job_whose_sources_end_at_different_times(api: httpx.AsyncClient, flink: int) -> None:
     body = {"name": "two-sources", "kind": "sql", "cluster_id": flink, "sql": TWO_SOURCES}
     app_id = (await api.post("/api/v1/apps", json=body)).json()["id"]
@@ -57,6 +60,7 @@ async def test_a_streaming_job_whose_sources_end_at_different_times(api: httpx.A
     assert "RESTARTING" not in states and states[-1] == "FINISHED", states
 
 
+@SINGLE_DB
 async def test_batch_mode_is_an_app_setting_and_runs_stage_after_stage(
     api: httpx.AsyncClient, flink: int, flink_cluster: LocalCluster
 ) -> None:

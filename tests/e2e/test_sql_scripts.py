@@ -11,6 +11,8 @@ from streampilot.flink.local import LocalCluster
 from tests.helpers import act, wait_state
 
 pytestmark = [pytest.mark.flink]
+# What Flink does with the job is the point here, not the database: one database is enough.
+SINGLE_DB = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 # As in Flink's SQL documentation (INSERT statements, "Run multiple INSERT statements"): one job, two sinks.
 STATEMENT_SET = """CREATE TABLE orders (id BIGINT, amount DOUBLE) WITH (
@@ -28,6 +30,7 @@ END;
 """
 
 
+@SINGLE_DB
 async def test_execute_statement_set_is_one_job_with_both_sinks(
     api: httpx.AsyncClient, flink: int, flink_cluster: LocalCluster
 ) -> None:
