@@ -105,3 +105,12 @@ def test_flinks_reason_comes_first_and_once() -> None:
     assert (
         locate_flink_error(stmts, parse)[0] == "SQL parse failed. Non-query expression encountered in illegal context"
     )
+
+
+def test_create_table_as_select_writes_rows_so_it_is_the_job() -> None:
+    stmts = parse_script(
+        "CREATE TABLE a (x INT) WITH ('connector' = 'datagen');\n"
+        "CREATE TABLE b WITH ('connector' = 'blackhole')\nAS SELECT x FROM a;\n"
+        "CREATE OR REPLACE TABLE c AS SELECT x FROM a;"
+    )
+    assert [s.kind for s in stmts] == [StatementKind.DDL, StatementKind.DML, StatementKind.DML]

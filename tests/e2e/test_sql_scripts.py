@@ -46,3 +46,22 @@ async def test_execute_statement_set_is_one_job_with_both_sinks(
     plan = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/{job_id}/plan").json()["plan"]
     described = " ".join(node["description"] for node in plan["nodes"])
     assert "audit_sink" in described and "count_sink" in described
+
+
+@SINGLE_DB
+async def test_create_table_as_select_is_the_scripts_job(
+    api: httpx.AsyncClient, flink: int, flink_cluster: LocalCluster
+) -> None:
+    sql = (
+        "CREATE TABLE src (id BIGINT, v STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '50');\n"
+        "CREATE TABLE copy_sink WITH ('connector' = 'blackhole') AS SELECT id, v FROM src;\n"
+    )
+    name = f"ctas-{uuid.uuid4().hex[:8]}"
+    resp = await api.post("/api/v1/apps", json={"name": name, "kind": "sql", "cluster_id": flink, "sql": sql})
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    started = await act(api, app_id, "start")  # a bounded job that is done before anyone saw it run: fine
+    assert started["result"]["state"] == "FINISHED"
+    await wait_state(api, app_id, "FINISHED")
+    jobs = httpx.get(f"{flink_cluster.layout.rest_url}/jobs/overview").json()["jobs"]
+    assert [j["jid"] for j in jobs if j["name"] == name] == [started["result"]["job_id"]]

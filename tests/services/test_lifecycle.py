@@ -92,6 +92,15 @@ async def test_a_job_that_fails_at_once_ends_the_start_at_once(
     assert (await platform.apps.get(app_id)).state == "FAILED"
 
 
+async def test_a_bounded_job_done_before_it_was_seen_running_is_a_successful_start(
+    platform: Platform, fleet: FakeFleet, app_id: int
+) -> None:
+    fleet.finish_at_once = True
+    op = await finished(platform, (await platform.lifecycle.start(app_id)).id)
+    assert op.state == "succeeded" and op.result["state"] == "FINISHED", op.error
+    assert (await platform.apps.get(app_id)).state == "FINISHED"
+
+
 async def test_an_unanswered_submission_fails_the_operation_but_keeps_the_job_id_for_the_tracker(
     platform: Platform, fleet: FakeFleet, app_id: int
 ) -> None:

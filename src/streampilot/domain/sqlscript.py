@@ -34,6 +34,8 @@ _FIRST_WORDS = re.compile(r"^\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?(?:\s+([A-Za-z]+))
 # Flink's documented form: EXECUTE STATEMENT SET BEGIN INSERT ...; INSERT ...; END; -- split on ';', the
 # opening words come with the first INSERT.
 _EXECUTE_SET = re.compile(r"^EXECUTE\s+STATEMENT\s+SET\s+BEGIN\b\s*", re.IGNORECASE)
+# CREATE TABLE ... AS <query> (CTAS), outside quotes: AS followed by SELECT/WITH/VALUES after the column list.
+_CTAS = re.compile(r"^\s*(CREATE\s+(OR\s+REPLACE\s+)?|REPLACE\s+)TABLE\b.*\bAS\s+(SELECT|WITH|VALUES)\b", re.I | re.S)
 _DDL_WORDS = {"CREATE", "DROP", "ALTER", "USE", "LOAD", "UNLOAD", "SHOW", "DESCRIBE", "DESC", "ANALYZE"}
 
 
@@ -112,12 +114,17 @@ def parse_script(script: str) -> list[Statement]:
                 line,
                 col,
             )
+        elif first in ("CREATE", "REPLACE") and _CTAS.search(text):
+            # CREATE [OR REPLACE] TABLE ... AS SELECT writes rows: it joins the script's one job.
+            statements.append(Statement(StatementKind.DML, text, line, col))
         elif first in _DDL_WORDS:
             statements.append(Statement(StatementKind.DDL, text, line, col))
         else:
             raise SpecError.one("sql", f"unsupported statement starting with {first or text[:20]!r}", line, col)
     if not any(s.kind == StatementKind.DML for s in statements):
-        raise SpecError.one("sql", "the script has no INSERT statement, so there is no job to run")
+        raise SpecError.one(
+            "sql", "the script has no INSERT (or CREATE TABLE ... AS SELECT) statement, so there is no job to run"
+        )
     return statements
 
 

@@ -154,6 +154,9 @@ class Lifecycle(Operations):
         if state == AppState.RUNNING:
             await oplog.step(f"job {app.job_id} is RUNNING ({app.tasks_running}/{app.tasks_total} tasks)")
             return
+        if state == AppState.FINISHED:
+            await oplog.step(f"job {app.job_id} ran and FINISHED (its input is bounded)")
+            return
         if state in ENDED:
             raise Conflict(f"job {app.job_id} ended {state.value} while starting; see the app's events and exceptions")
         await oplog.step(

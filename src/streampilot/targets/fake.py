@@ -47,6 +47,7 @@ class FakeFleet:
     in_place: bool = False  # upgrades in place, like the Kubernetes operator
     slots_free: bool = True  # False: new jobs are RUNNING with their tasks waiting for slots
     fail_at_start: bool = False  # new jobs fail at once (a program that throws in its first records)
+    finish_at_once: bool = False  # new jobs are done at once (a small bounded input)
     counter: int = 0
 
     def target(self, ctx: Any, cluster: Cluster) -> FakeTarget:
@@ -88,7 +89,7 @@ class FakeTarget:
         self.fleet.jobs[launch.job_id] = FakeJob(
             launch.job_id,
             launch.request.app_name,
-            state="FAILED" if self.fleet.fail_at_start else "RUNNING",
+            state="FAILED" if self.fleet.fail_at_start else ("FINISHED" if self.fleet.finish_at_once else "RUNNING"),
             tasks_running=1 if self.fleet.slots_free and not self.fleet.fail_at_start else 0,
             restored_from=launch.request.restore_path,
         )
