@@ -101,3 +101,10 @@ async def test_a_failing_python_function_says_its_own_error(api: httpx.AsyncClie
         await asyncio.sleep(0.2)
     assert found, "Flink reported no exception"
     assert found[0]["message"].startswith("ValueError: not a number: '"), found[0]["message"]
+    # The same words in the timeline.
+    for _ in range(50):
+        reasons = [e["detail"] for e in await events(api, app_id) if e["detail"].startswith("Flink's reason: ")]
+        if reasons:
+            break
+        await asyncio.sleep(0.2)
+    assert reasons == [f"Flink's reason: {found[0]['message']}"]

@@ -22,9 +22,8 @@ import sqlalchemy as sa
 from streampilot.alerts.senders import SendResult, send
 from streampilot.domain.apps import AppSpec
 from streampilot.domain.channels import CONFIGS, ChannelKind, Message, _Config
-from streampilot.flink.client import FlinkError
 from streampilot.services.context import Context
-from streampilot.services.targets import target_for
+from streampilot.services.failures import failure_reason
 from streampilot.store.orm import Alert, AlertChannel, AlertDelivery, App, AppVersion, Cluster, DeliveryAttempt, utcnow
 
 log = logging.getLogger("streampilot.alerts")
@@ -52,18 +51,9 @@ class Dispatcher:
             app = await s.get(App, alert.app_id) if alert.app_id else None
             cluster = await s.get(Cluster, app.cluster_id) if app else None
         job_id = (alert.facts or {}).get("job_id")
-        rest = target_for(self.ctx, cluster).flink_api(str(job_id)) if cluster is not None and job_id else None
-        if rest is None:
+        if cluster is None or not job_id:
             return None
-        for _ in range(5):  # Flink's exception history may lag the FAILED state by a moment
-            try:
-                found = await asyncio.wait_for(rest[0].exceptions(rest[1]), timeout=3)
-            except (FlinkError, TimeoutError):
-                return None
-            if found:
-                return str(found[0]["message"])
-            await asyncio.sleep(0.2)
-        return None
+        return await failure_reason(self.ctx, cluster, str(job_id))
 
     async def fan_out(self) -> None:
         settings = self.ctx.settings.alerts

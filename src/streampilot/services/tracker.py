@@ -32,6 +32,7 @@ from streampilot.domain.verify import compare
 from streampilot.flink.client import CheckpointStats, FlinkError
 from streampilot.services.alerting import alert_for_transition, raise_alert
 from streampilot.services.context import Context
+from streampilot.services.failures import failure_reason
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
@@ -196,15 +197,17 @@ class Tracker:
 
     async def apply(self, app_id: int, job_id: str, obs: Observation) -> None:
         try:
-            await self._apply(app_id, job_id, obs)
+            if await self._apply(app_id, job_id, obs) == AppState.FAILED:
+                self._tell_why(app_id, job_id)
         except StateChanged:
             pass  # another writer got there first; the next observation decides again
 
-    async def _apply(self, app_id: int, job_id: str, obs: Observation) -> None:
+    async def _apply(self, app_id: int, job_id: str, obs: Observation) -> AppState | None:
+        """Store what the observation means; the state the app moved to, if it moved."""
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app_id)
             if row is None or row.job_id != job_id:
-                return  # a new start replaced the job meanwhile
+                return None  # a new start replaced the job meanwhile
             d = self._decide(row, obs)
             fields: dict[str, object] = {
                 "unconfirmed_since": d.unconfirmed_since,
@@ -223,11 +226,31 @@ class Tracker:
                 reason = alert_for_transition(previous, d.state)
                 if reason is not None:
                     raise_alert(s, row, reason, d.detail, previous_state=previous.value)
-            else:
-                for k, v in fields.items():
-                    setattr(row, k, v)
-                if d.note:
-                    await record_event(s, row, row.state, Cause.OBSERVER, d.note, at=obs.at)
+                return d.state
+            for k, v in fields.items():
+                setattr(row, k, v)
+            if d.note:
+                await record_event(s, row, row.state, Cause.OBSERVER, d.note, at=obs.at)
+            return None
+
+    def _tell_why(self, app_id: int, job_id: str) -> None:
+        """Put Flink's reason for a failure in the timeline, read once the state is written (no I/O then)."""
+
+        async def tell() -> None:
+            async with self.ctx.sessions() as s:
+                app = await s.get(App, app_id)
+                cluster = await s.get(Cluster, app.cluster_id) if app is not None else None
+            reason = await failure_reason(self.ctx, cluster, job_id, attempts=10) if cluster is not None else None
+            if reason is None:
+                return
+            async with self.ctx.sessions() as s, s.begin():
+                row = await lock_app(s, app_id)
+                if row is not None and row.job_id == job_id:
+                    await record_event(s, row, row.state, Cause.OBSERVER, f"Flink's reason: {reason}")
+
+        task = asyncio.create_task(tell(), name=f"failure-reason:{app_id}")
+        self.ctx.background.add(task)
+        task.add_done_callback(self.ctx.background.discard)
 
     # ---- per-job detail ----------------------------------------------------------------------
     async def details_once(self) -> None:
