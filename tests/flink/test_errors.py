@@ -57,3 +57,13 @@ def test_a_python_functions_error_is_its_own_last_line() -> None:
 
 def test_a_java_root_cause_stays_the_innermost_caused_by() -> None:
     assert root_cause(COULD_NOT_EXECUTE) == "java.lang.RuntimeException: Python process exits with code: 1"
+
+
+def test_a_program_that_starts_no_job_is_told_so_in_one_line() -> None:
+    text = (
+        "org.apache.flink.runtime.rest.handler.RestHandlerException: No jobs included in application.\n"
+        "\tat org.apache.flink.runtime.webmonitor.handlers.JarRunHandler.lambda$handleRequest$1(JarRunHandler.java:120)\n"
+    )
+    said = _program_error([text])
+    assert said is not None and said.startswith("No jobs included in application: the program ended without")
+    assert "\tat " not in said

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from streampilot.domain.errors import SpecError
+from streampilot.domain.states import AppState, Cause
 from streampilot.services.errors import Conflict
 from streampilot.services.platform import Platform
 from streampilot.targets.fake import FakeFleet
@@ -99,6 +100,25 @@ async def test_a_bounded_job_done_before_it_was_seen_running_is_a_successful_sta
     op = await finished(platform, (await platform.lifecycle.start(app_id)).id)
     assert op.state == "succeeded" and op.result["state"] == "FINISHED", op.error
     assert (await platform.apps.get(app_id)).state == "FINISHED"
+
+
+async def test_a_refusal_after_the_observer_moved_on_keeps_the_observed_state(
+    platform: Platform, fleet: FakeFleet, app_id: int
+) -> None:
+    """A slow refusal: meanwhile the observer saw no job past the submit grace (LOST). That state stands."""
+    fleet.submit_gate, fleet.refuse = asyncio.Event(), "No jobs included in application"
+    op = await platform.lifecycle.start(app_id)
+    while (await platform.apps.get(app_id)).state != "STARTING":
+        await asyncio.sleep(0.01)
+    app = await platform.apps.get(app_id)
+    assert app.job_id is not None
+    await platform.lifecycle._set(app_id, AppState.LOST, "no job listed past the grace", cause=Cause.OBSERVER)
+    fleet.submit_gate.set()
+    done = await finished(platform, op.id)
+    assert done.state == "failed" and "No jobs included" in (done.error or "")
+    app = await platform.apps.get(app_id)
+    assert (app.state, app.desired_state, app.operation) == ("LOST", "STOPPED", None)
+    assert any("the cluster refused the job" in e.detail for e in await platform.apps.events(app_id))
 
 
 async def test_an_unanswered_submission_fails_the_operation_but_keeps_the_job_id_for_the_tracker(

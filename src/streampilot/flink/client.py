@@ -124,6 +124,11 @@ _MAIN_ERROR = re.compile(r"(?:The main method caused an error|Could not execute 
 def _program_error(errors: list[str]) -> str | None:
     """The user-facing part of a jar run/plan failure, or None if it was not the program's fault."""
     text = "\n".join(errors)
+    if "No jobs included in application" in text:
+        return (
+            "No jobs included in application: the program ended without starting a job (a script that only "
+            "prints, or collects results to the client, has nothing to deploy)"
+        )
     m = _MAIN_ERROR.search(text)
     if m:
         said = m.group(1).split("\n\tat ")[0].strip()

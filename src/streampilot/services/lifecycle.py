@@ -167,9 +167,15 @@ class Lifecycle(Operations):
     async def _roll_back_start(
         self, app_id: int, previous: AppState, previous_job: str | None, why: str, cause: Cause = Cause.USER
     ) -> None:
+        """Undo the STARTING written before a refused submission; if the observer has moved the app on
+        meanwhile (a slow refusal: LOST after the submit grace), its state stands and the refusal is told."""
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app_id)
             assert row is not None
+            if AppState(row.state) != AppState.STARTING:
+                row.desired_state = "STOPPED"
+                await record_event(s, row, row.state, cause, why)
+                return
             await set_app_state(
                 s, row, previous, cause, why, job_id=previous_job, desired_state="STOPPED", submitted_at=None
             )
