@@ -27,7 +27,7 @@ from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
 from streampilot.services.apps import AppService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, ServiceError
-from streampilot.services.restore_points import newest_restorable, snapshot_exists
+from streampilot.services.restore_points import newest_restorable, snapshot_problem
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, Cluster, Operation, Snapshot, utcnow
@@ -244,8 +244,9 @@ class Operations:
         if restore in ("", "none"):
             return None
         if restore != "latest":
-            if not await asyncio.to_thread(snapshot_exists, restore):
-                raise SpecError.one("restore", f"no savepoint or checkpoint at {restore} (no _metadata there)")
+            problem = await asyncio.to_thread(snapshot_problem, restore)
+            if problem is not None:
+                raise SpecError.one("restore", f"cannot restore {restore}: {problem}")
             return restore
         newest = await newest_restorable(self.ctx, app)
         if newest is not None:
@@ -299,17 +300,23 @@ class Operations:
             await record_event(s, row, row.state, cause, detail)
 
     async def _wait_until(self, app_id: int, done: Callable[[App], bool], timeout_s: float, every_s: float) -> App:
-        """Observe the app directly (not only every tick) until ``done`` or time runs out."""
+        """Observe the app directly (not only every tick) until ``done`` or time runs out.
+
+        Each look asks the cluster for its whole job list: quick at first (a job usually runs within a
+        second), then backing off to one look a second for a job that waits longer (e.g. for slots).
+        """
         tracker = self.observe
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        slowest = max(every_s, 1.0)
         while True:
             if tracker is not None:
                 await tracker.observe_app(app_id)
             app = await self.apps.get(app_id)
             if done(app) or loop.time() >= deadline:
                 return app
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(min(every_s, max(0.0, deadline - loop.time())))
+            every_s = min(every_s * 1.5, slowest)
 
     async def _wait_terminal(self, app_id: int, timeout_s: float = 30) -> App:
         """Until Flink reports the app's job ended (or time runs out)."""

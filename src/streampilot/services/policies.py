@@ -36,6 +36,7 @@ from streampilot.services.alerting import raise_alert
 from streampilot.services.context import Context
 from streampilot.services.errors import ServiceError
 from streampilot.services.lifecycle import Lifecycle
+from streampilot.services.restore_points import candidates as restore_candidates
 from streampilot.services.restore_points import snapshot_problem
 from streampilot.services.statewriter import lock_app, record_event
 from streampilot.services.targets import target_for
@@ -230,12 +231,8 @@ class PolicyLoop:
         Returns the path (or None), why each unreadable candidate was passed over, and whether any
         state was known at all (an app that never retained any has nothing to lose by starting fresh).
         """
-        snapshots = [
-            *await self.lifecycle.snapshots(app.id, "savepoint"),
-            *await self.lifecycle.snapshots(app.id, "checkpoint"),
-        ]
-        newest_first = [s.path for s in sorted(snapshots, key=lambda s: (s.created_at, s.id), reverse=True)]
-        candidates = list(dict.fromkeys([*([chosen] if chosen else []), *newest_first]))
+        known = [c.path for c in await restore_candidates(self.ctx, app)]  # newest first
+        candidates = list(dict.fromkeys([*([chosen] if chosen else []), *known]))
         passed_over: list[str] = []
         for path in candidates:
             problem = await asyncio.to_thread(snapshot_problem, path)

@@ -52,14 +52,6 @@ def snapshot_problem(path: str) -> str | None:
     return None
 
 
-def snapshot_exists(path: str) -> bool:
-    """False only if we can see that a local snapshot is gone; remote paths are trusted."""
-    local = local_path(path)
-    if local is None:
-        return True
-    return (local / "_metadata").exists() or (local.is_file() and local.name == "_metadata")
-
-
 @dataclass(frozen=True)
 class Candidate:
     path: str
@@ -98,9 +90,6 @@ async def candidates(ctx: Context, app: App) -> list[Candidate]:
     async with ctx.sessions() as s:
         rows = list((await s.execute(sa.select(Snapshot).where(Snapshot.app_id == app.id))).scalars())
         cluster = await s.get(Cluster, app.cluster_id)
-    recorded = [
-        Candidate(r.path, await asyncio.to_thread(_written_at, r.path, _epoch(r.created_at)), "recorded") for r in rows
-    ]
     job_ids = {r.job_id for r in rows if r.job_id} | ({app.job_id} if app.job_id else set())
     job_dirs: set[Path] = set()
     for r in rows:
@@ -111,7 +100,13 @@ async def candidates(ctx: Context, app: App) -> list[Candidate]:
     base = local_path(str((app.launch_config or {}).get("execution.checkpointing.dir", "")))
     if base is not None:
         job_dirs.update(base / j for j in job_ids)
-    found = recorded + await asyncio.to_thread(_on_storage, job_dirs)
+    recorded = [(r.path, _epoch(r.created_at)) for r in rows]
+
+    def from_files() -> list[Candidate]:  # every file system look in one thread
+        known = [Candidate(path, _written_at(path, at), "recorded") for path, at in recorded]
+        return known + _on_storage(job_dirs)
+
+    found = await asyncio.to_thread(from_files)
     if app.job_id and cluster is not None:
         found += await _flink_history(ctx, cluster, app.job_id)
     by_path: dict[str, Candidate] = {}
