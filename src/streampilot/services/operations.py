@@ -39,6 +39,7 @@ STALE_OPERATION = timedelta(minutes=15)
 # The slot's phase once a start's job is submitted: the observer then takes every state Flink reports
 # as the new job's (before, an ended state may still describe the previous run).
 FOLLOWING = "following"
+STATE_CHECK_S = 0.05  # how often a waiting operation reads the app's stored state
 FINISHED_OPERATION_STATES = ("succeeded", "failed")
 # What we knew about an app's previous job, cleared whenever the app gets a new one.
 FRESH_JOB_FIELDS: dict[str, Any] = {
@@ -308,15 +309,18 @@ class Operations:
         tracker = self.observe
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        slowest = max(every_s, 1.0)
+        look_every, slowest = every_s, max(every_s, 1.0)
+        next_look = loop.time()
         while True:
-            if tracker is not None:
+            if tracker is not None and loop.time() >= next_look:
                 await tracker.observe_app(app_id)
+                next_look = loop.time() + look_every
+                look_every = min(look_every * 1.5, slowest)
+            # The stored state is checked often (cheap): the tracker's own tick may see the change first.
             app = await self.apps.get(app_id)
             if done(app) or loop.time() >= deadline:
                 return app
-            await asyncio.sleep(min(every_s, max(0.0, deadline - loop.time())))
-            every_s = min(every_s * 1.5, slowest)
+            await asyncio.sleep(min(every_s, STATE_CHECK_S, max(0.0, deadline - loop.time())))
 
     async def _wait_terminal(self, app_id: int, timeout_s: float = 30) -> App:
         """Until Flink reports the app's job ended (or time runs out)."""
