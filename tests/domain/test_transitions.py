@@ -113,6 +113,11 @@ class TestGone:
         d = run(view(AppState.STARTING, submitted=T0), Gone(T0 + timedelta(seconds=31), "not listed"))
         assert d.state == AppState.LOST
 
+    def test_gone_while_the_submission_has_not_answered_is_no_evidence(self) -> None:
+        # A PyFlink script may run a long while in the JobManager before its job exists.
+        submitting = AppView(AppState.STARTING, None, None, T0, start_in_flight=True)
+        assert run(submitting, Gone(T0 + timedelta(minutes=5), "not listed")).state is None
+
     def test_lost_app_whose_cluster_is_back_without_job_gets_a_note(self) -> None:
         d = run(view(AppState.LOST, since=T0), Gone(T0 + timedelta(seconds=90), "not listed"))
         assert d.state is None

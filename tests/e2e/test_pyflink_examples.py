@@ -50,6 +50,12 @@ async def test_table_api_examples_that_wait_are_tracked_not_orphaned(
     notes = [e["detail"] for e in await events(api, streaming)]
     assert any("is this application's job and is tracked" in d for d in notes)
 
+    # The local cluster has flink-python in its lib/: the job's jar is the empty carrier, so that
+    # flink-python's classes are not loaded again for every PyFlink job (metaspace).
+    names = [j["name"] for j in httpx.get(f"{flink_cluster.layout.rest_url}/jars").json()["files"]]
+    assert any(n.endswith("streampilot-python-carrier.jar") for n in names), names
+    assert not any("flink-python" in n for n in names), names
+
     await act(api, bounded, "start")
     finished = await wait_state(api, bounded, "FINISHED", timeout=90)  # a bounded example ends by itself
     assert "RESTARTING" not in [e["to_state"] for e in await events(api, bounded)]

@@ -107,8 +107,9 @@ def decide(app: AppView, obs: Observation, *, lost_after: timedelta, submit_grac
         )
     if isinstance(obs, Gone):
         recently_submitted = app.submitted_at is not None and obs.at - app.submitted_at < submit_grace
-        if app.state == AppState.STARTING and recently_submitted:
-            # Submitted moments ago; a listing that does not have it yet proves nothing.
+        if app.state == AppState.STARTING and (recently_submitted or app.start_in_flight):
+            # Submitted moments ago, or the submission has not answered yet (a PyFlink script may
+            # run for a while in the JobManager before it submits its job): not listed proves nothing.
             return Decision(None, app.job_state, None, "job not listed yet after submission")
         if app.state in ACTIVE_STATES:
             return Decision(

@@ -265,6 +265,11 @@ class FlinkClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise FlinkUnavailable(f"/overview answered without the expected fields: {exc}") from exc
 
+    async def classpath(self) -> list[str]:
+        """The JobManager's class path (``/jobmanager/environment``, Flink 1.17 and later)."""
+        data = await self._request("GET", "/jobmanager/environment")
+        return [str(entry) for entry in data.get("classpath") or []]
+
     async def jobs_overview(self) -> list[JobSummary]:
         data = await self._request("GET", "/jobs/overview")
         try:

@@ -5,7 +5,11 @@ second (``flink run`` costs seconds of client start-up):
 - sql: our small SQL runner (compiled once per Flink version from the Java source shipped with
   streampilot) gets the classified statements as arguments;
 - jar: the user's jar with its entry class and arguments;
-- python: Flink's own ``PythonDriver`` from the distribution's flink-python jar runs the script.
+- python: Flink's own ``PythonDriver`` from the distribution's flink-python jar runs the script. On a
+  cluster that has flink-python on its own class path (in lib/, as the local clusters have it), the
+  jar sent is an empty carrier: flink-python's ~20,000 classes are then loaded once per JobManager
+  and TaskManager instead of once per job, which filled the TaskManager's metaspace after a few
+  dozen PyFlink jobs ("OutOfMemoryError: Metaspace", the TaskManager shut down).
 The job id is chosen by us before submission, so a crash between submit and store cannot lead to
 a second job: the id is already recorded and the tracker finds it.
 """
@@ -18,6 +22,7 @@ import hashlib
 import shutil
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from streampilot.flink.client import FlinkClient, JarRun, JobNotFound
 from streampilot.flink.homes import HomeInfo
 
 RUNNER_SOURCE = Path(__file__).parent / "runner" / "StreampilotSqlRunner.java"
+PYTHON_LAUNCHER = Path(__file__).parent / "runner" / "pyflink_launcher.py"
 RUNNER_CLASS = "io.streampilot.StreampilotSqlRunner"
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 
@@ -39,6 +45,7 @@ class Submission:
     jar: Path
     run: JarRun
     statements: list[Statement] | None = None
+    error_file: Path | None = None  # where the PyFlink launcher writes why the script failed
 
 
 def encode_statements(statements: list[Statement]) -> list[str]:
@@ -54,12 +61,25 @@ def python_interpreter() -> str:
     return sys.executable
 
 
+def has_flink_python(classpath: list[str]) -> bool:
+    """Whether a JobManager's class path (``/jobmanager/environment``) holds flink-python."""
+    return any(Path(entry).name.startswith("flink-python") and entry.endswith(".jar") for entry in classpath)
+
+
 class RunnerBuilder:
     """Compiles the SQL runner against a Flink home's lib/ once and caches the jar."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
         self._lock = asyncio.Lock()
+
+    async def python_carrier(self) -> Path:
+        """A jar with a manifest only: the "user jar" of a PyFlink job whose classes the cluster has."""
+        target = self.cache_dir / "streampilot-python-carrier.jar"
+        async with self._lock:
+            if not target.exists():
+                await asyncio.to_thread(_write_carrier, target)
+            return target
 
     async def sql_runner(self, home: HomeInfo) -> Path:
         source_hash = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()[:12]
@@ -80,6 +100,14 @@ class RunnerBuilder:
                 )
                 shutil.move(str(partial), target)
             return target
+
+
+def _write_carrier(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with zipfile.ZipFile(partial, "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nCreated-By: streampilot\r\n\r\n")
+    partial.replace(target)
 
 
 async def _run(*cmd: str) -> None:

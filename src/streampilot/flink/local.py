@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 from dataclasses import dataclass
@@ -55,6 +56,11 @@ class LocalClusterLayout:
     def savepoint_dir(self) -> Path:
         return self.root / "savepoints"
 
+    @property
+    def lib_dir(self) -> Path:
+        """The home's lib/ plus opt/flink-python: PyFlink classes load once, not once per job."""
+        return self.root / "lib"
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -62,6 +68,7 @@ class LocalClusterLayout:
             FLINK_LOG_DIR=str(self.root / "log"),
             FLINK_PID_DIR=str(self.root / "pid"),
             FLINK_HOME=str(self.home.path),
+            FLINK_LIB_DIR=str(self.lib_dir),
         )
         return env
 
@@ -102,6 +109,12 @@ class LocalClusterLayout:
         conf_dir = self.root / "conf"
         for sub in ("conf", "log", "pid", "checkpoints", "savepoints", "uploads", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        lib = self.lib_dir
+        if lib.exists():
+            shutil.rmtree(lib)
+        lib.mkdir()
+        for jar in [*(self.home.path / "lib").glob("*.jar"), *(self.home.path / "opt").glob("flink-python*.jar")]:
+            (lib / jar.name).symlink_to(jar)
         for f in (self.home.path / "conf").glob("log4j*.properties"):
             (conf_dir / f.name).write_text(f.read_text())
         (conf_dir / "config.yaml").write_text(yaml.safe_dump(self.config(), sort_keys=True))

@@ -31,6 +31,10 @@ class Context:
     target_factories: dict[str, Any] = field(default_factory=dict)
     # Clusters this process brings up (local, Kubernetes session): STARTING, RUNNING, FAILED or STOPPED.
     cluster_phases: dict[int, str] = field(default_factory=dict)
+    # Whether a Flink REST API's JobManager has flink-python on its class path, by REST URL.
+    python_in_lib: dict[str, bool] = field(default_factory=dict)
+    # One PyFlink submission at a time per JobManager (see StandaloneTarget.submit), by REST URL.
+    python_submits: dict[str, asyncio.Lock] = field(default_factory=dict)
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
     _url_clients: dict[str, FlinkClient] = field(default_factory=dict)  # Flink REST APIs on Kubernetes
     _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from streampilot.flink.client import FlinkClient, FlinkRejected, JarRun
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import (
     PYTHON_DRIVER,
+    PYTHON_LAUNCHER,
     RUNNER_CLASS,
     Submission,
     encode_statements,
@@ -84,6 +86,7 @@ class SubmissionBuilder:
         job_id: str | None,
         restore_path: str | None = None,
         allow_non_restored_state: bool = False,
+        python_in_lib: bool = False,
     ) -> Submission:
         config = launch_config(spec, app_name)
         run = JarRun(
@@ -109,28 +112,54 @@ class SubmissionBuilder:
                 raise SpecError.one("jar_id", f"no uploaded jar with id {spec.jar_id}")
             return Submission(jar=Path(jar_row.path), run=_with(run, entry_class=spec.entry_class, args=spec.args))
         assert spec.python is not None
-        python_jar = home.python_jar
+        python_jar = await self.ctx.runners.python_carrier() if python_in_lib else home.python_jar
         if python_jar is None:
             raise Conflict(f"the Flink home at {home.path} has no opt/flink-python jar; PyFlink apps need it")
         script = self.ctx.home / "scripts" / f"app-{app_id}-v{version}.py"
+        error_file = script.with_name(f"{script.stem}-{job_id or 'check'}.error.json")
 
         def write() -> None:
             script.parent.mkdir(parents=True, exist_ok=True)
             script.write_text(spec.python or "")
+            error_file.unlink(missing_ok=True)
 
         await asyncio.to_thread(write)
-        return Submission(
-            jar=python_jar, run=_with(run, entry_class=PYTHON_DRIVER, args=["-py", str(script), *spec.args])
-        )
+        args = ["-py", str(PYTHON_LAUNCHER), str(script), str(error_file), *spec.args]
+        return Submission(jar=python_jar, run=_with(run, entry_class=PYTHON_DRIVER, args=args), error_file=error_file)
 
 
 def _with(run: JarRun, **changes: object) -> JarRun:
     return replace(run, **changes)  # type: ignore[arg-type]
 
 
-def explain_rejection(submission: Submission, exc: FlinkRejected, kind: AppKind) -> SpecError:
+async def script_failure(submission: Submission) -> tuple[str, int | None] | None:
+    """Why a PyFlink script failed, as its launcher wrote it (the file is read once, then removed)."""
+    path = submission.error_file
+    if path is None:
+        return None
+
+    def read() -> dict[str, object] | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        path.unlink(missing_ok=True)
+        return data if isinstance(data, dict) else None
+
+    data = await asyncio.to_thread(read)
+    if not data or not isinstance(data.get("message"), str):
+        return None
+    line = data.get("line")
+    return str(data["message"]), line if isinstance(line, int) else None
+
+
+async def explain_rejection(submission: Submission, exc: FlinkRejected, kind: AppKind) -> SpecError:
     """A Flink refusal of the user's program as a field error (with script line where known)."""
     message = str(exc)
+    if kind == AppKind.PYTHON:
+        failure = await script_failure(submission)
+        if failure is not None:
+            return SpecError.one("python", f"the PyFlink script failed: {failure[0]}", failure[1])
     if kind == AppKind.SQL and submission.statements is not None:
         text, line, column = locate_flink_error(submission.statements, message)
         return SpecError.one("sql", f"Flink rejected the script: {text}", line, column)
@@ -146,4 +175,4 @@ async def validate_on_cluster(ctx: Context, client: FlinkClient, submission: Sub
     try:
         await ctx.uploads.plan(client, submission)
     except FlinkRejected as exc:
-        raise explain_rejection(submission, exc, kind) from None
+        raise await explain_rejection(submission, exc, kind) from None

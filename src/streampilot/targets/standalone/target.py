@@ -13,7 +13,7 @@ from typing import Any
 from streampilot.domain.apps import AppKind, AppSpec
 from streampilot.domain.errors import SpecError
 from streampilot.flink.client import FlinkClient, FlinkError, FlinkRejected, FlinkUnavailable
-from streampilot.flink.launch import Submission
+from streampilot.flink.launch import Submission, has_flink_python
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, Unavailable
 from streampilot.services.homes import home_info
@@ -47,7 +47,19 @@ class StandaloneTarget:
                 "jar_id", f"a {self.cluster.kind} cluster runs an uploaded jar: upload it and give jar_id"
             )
 
+    async def _python_in_lib(self) -> bool:
+        """Whether the cluster's own class path has flink-python (asked once; unknown means no)."""
+        known = self.ctx.python_in_lib.get(self.client.base_url)
+        if known is None:
+            try:
+                known = has_flink_python(await self.client.classpath())
+            except FlinkError:
+                return False
+            self.ctx.python_in_lib[self.client.base_url] = known
+        return known
+
     async def _build(self, request: LaunchRequest, job_id: str | None) -> Submission:
+        python_in_lib = request.spec.kind == AppKind.PYTHON and await self._python_in_lib()
         return await SubmissionBuilder(self.ctx).build(
             app_id=request.app_id,
             app_name=request.app_name,
@@ -57,6 +69,7 @@ class StandaloneTarget:
             job_id=job_id,
             restore_path=request.restore_path,
             allow_non_restored_state=request.allow_non_restored_state,
+            python_in_lib=python_in_lib,
         )
 
     async def validate(self, app_name: str, spec: AppSpec) -> None:
@@ -78,9 +91,19 @@ class StandaloneTarget:
     async def submit(self, launch: Launch) -> None:
         submission: Submission = launch.payload
         try:
-            await self.ctx.uploads.submit(self.client, submission)
+            if launch.request.spec.kind == AppKind.PYTHON:
+                # PyFlink scripts run in the JobManager and reach Java through Py4J threads, which see
+                # StreamExecutionEnvironment's static context factory, not the submitting thread's own
+                # (Flink: StreamExecutionEnvironment.getExecutionEnvironment, resolveFactory): two
+                # scripts at once get each other's environment ("Application has already been
+                # submitted", "Cannot have more than 1 streaming jobs in a single environment").
+                lock = self.ctx.python_submits.setdefault(self.client.base_url, asyncio.Lock())
+                async with lock:
+                    await self.ctx.uploads.submit(self.client, submission)
+            else:
+                await self.ctx.uploads.submit(self.client, submission)
         except FlinkRejected as exc:
-            raise explain_rejection(submission, exc, launch.request.spec.kind) from None
+            raise await explain_rejection(submission, exc, launch.request.spec.kind) from None
         except FlinkUnavailable as exc:
             raise Unavailable(
                 f"cluster {self.cluster.name!r} did not answer the submission: {exc}; the job may "
