@@ -45,6 +45,19 @@ def jobs_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def udf_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/e2e/udf/*.java (a SQL function) compiled with javac into a jar of its own."""
+    home = bundled_home_path()
+    assert home is not None
+    out = tmp_path_factory.mktemp("udfjar")
+    sources = sorted(str(p) for p in (Path(__file__).parent / "e2e" / "udf").glob("*.java"))
+    subprocess.run(["javac", "-d", str(out / "classes"), "-cp", f"{home}/lib/*", *sources], check=True)
+    jar = out / "shout-udf.jar"
+    subprocess.run(["jar", "--create", "--file", str(jar), "-C", str(out / "classes"), "."], check=True)
+    return jar
+
+
+@pytest.fixture(scope="session")
 def flink_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A real standalone Flink cluster from the bundled distribution, shared by the session."""
     home_path = bundled_home_path()

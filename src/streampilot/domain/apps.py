@@ -70,6 +70,10 @@ class AppSpec(_Strict):
     entry_class: str | None = None
     args: list[str] = Field(default_factory=list)
     python: str | None = None
+    dependency_jar_ids: list[int] = Field(
+        default_factory=list,
+        description="Uploaded jars (connectors, formats, UDFs) put on the job's class path",
+    )
     parallelism: int = Field(default=1, ge=1, le=32768)
     runtime_mode: Literal["streaming", "batch"] = Field(
         default="streaming",
@@ -110,6 +114,8 @@ class AppSpec(_Strict):
         for name in foreign:
             if getattr(self, name) is not None:
                 problems.append(FieldProblem(name, f"{name} does not apply to a {self.kind.value} application"))
+        if len(set(self.dependency_jar_ids)) != len(self.dependency_jar_ids):
+            problems.append(FieldProblem("dependency_jar_ids", "a jar is listed twice; list each once"))
         if self.entry_class is not None and not _JAVA_CLASS.match(self.entry_class):
             problems.append(FieldProblem("entry_class", f"{self.entry_class!r} is not a Java class name"))
         return problems

@@ -117,6 +117,9 @@ def parse_script(script: str) -> list[Statement]:
         elif first in ("CREATE", "REPLACE") and _CTAS.search(text):
             # CREATE [OR REPLACE] TABLE ... AS SELECT writes rows: it joins the script's one job.
             statements.append(Statement(StatementKind.DML, text, line, col))
+        elif first == "ADD" and words[1:2] == ["JAR"]:
+            # ADD JAR '<path or URI>': Flink puts the jar on the script's class path and ships it with the job.
+            statements.append(Statement(StatementKind.DDL, text, line, col))
         elif first in _DDL_WORDS:
             statements.append(Statement(StatementKind.DDL, text, line, col))
         else:

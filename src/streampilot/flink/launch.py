@@ -81,6 +81,22 @@ class RunnerBuilder:
                 await asyncio.to_thread(_write_carrier, target)
             return target
 
+    async def bundle(self, base: Path, dependencies: list[tuple[str, Path]]) -> Path:
+        """``base`` with each dependency nested under lib/: Flink's PackagedProgram extracts nested
+        lib/*.jar onto the program's class path and ships them with the job (the way a jar brings
+        its libraries), so connectors, formats and UDFs reach the JobManager and the TaskManagers of
+        any session cluster through the one jar upload.
+        """
+        st = await asyncio.to_thread(base.stat)
+        key = hashlib.sha256(f"{base}|{st.st_size}|{st.st_mtime_ns}".encode())
+        for digest, _ in dependencies:
+            key.update(digest.encode())
+        target = self.cache_dir / f"bundle-{key.hexdigest()[:20]}-{base.name}"
+        async with self._lock:
+            if not target.exists():
+                await asyncio.to_thread(_write_bundle, target, base, [p for _, p in dependencies])
+            return target
+
     async def sql_runner(self, home: HomeInfo) -> Path:
         source_hash = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()[:12]
         target = self.cache_dir / f"streampilot-sql-runner-{home.version}-{source_hash}.jar"
@@ -107,6 +123,18 @@ def _write_carrier(target: Path) -> None:
     partial = target.with_suffix(".partial")
     with zipfile.ZipFile(partial, "w") as jar:
         jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nCreated-By: streampilot\r\n\r\n")
+    partial.replace(target)
+
+
+def _write_bundle(target: Path, base: Path, dependencies: list[Path]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            with src.open(item) as data, out.open(item, "w") as copy:
+                shutil.copyfileobj(data, copy, 1 << 20)
+        for i, dep in enumerate(dependencies):
+            out.write(dep, f"lib/streampilot-dep-{i}-{dep.name}", compress_type=zipfile.ZIP_STORED)
     partial.replace(target)
 
 

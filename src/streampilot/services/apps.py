@@ -124,6 +124,11 @@ class AppService:
                 problems.append(FieldProblem("jar_id", f"no uploaded jar with id {spec.jar_id}; upload it first"))
             except SpecError as exc:
                 problems.extend(exc.problems)
+        for dep in spec.dependency_jar_ids:
+            try:
+                await JarService(self.ctx).get(dep)
+            except NotFound:
+                problems.append(FieldProblem("dependency_jar_ids", f"no uploaded jar with id {dep}; upload it first"))
         if spec.alert_channel_ids:
             async with self.ctx.sessions() as s:
                 known = set(

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from streampilot.domain.apps import AppKind, AppSpec
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.domain.flinkconf import build_launch_config
@@ -103,14 +105,15 @@ class SubmissionBuilder:
             statements = parse_script(spec.sql)
             jar = await self.ctx.runners.sql_runner(home)
             run = _with(run, entry_class=RUNNER_CLASS, args=encode_statements(statements))
-            return Submission(jar=jar, run=run, statements=statements)
+            return await self._with_dependencies(spec, Submission(jar=jar, run=run, statements=statements))
         if spec.kind == AppKind.JAR:
             assert spec.jar_id is not None
             async with self.ctx.sessions() as s:
                 jar_row = await s.get(Jar, spec.jar_id)
             if jar_row is None:
                 raise SpecError.one("jar_id", f"no uploaded jar with id {spec.jar_id}")
-            return Submission(jar=Path(jar_row.path), run=_with(run, entry_class=spec.entry_class, args=spec.args))
+            run = _with(run, entry_class=spec.entry_class, args=spec.args)
+            return await self._with_dependencies(spec, Submission(jar=Path(jar_row.path), run=run))
         assert spec.python is not None
         python_jar = await self.ctx.runners.python_carrier() if python_in_lib else home.python_jar
         if python_jar is None:
@@ -125,7 +128,21 @@ class SubmissionBuilder:
 
         await asyncio.to_thread(write)
         args = ["-py", str(PYTHON_LAUNCHER), str(script), str(error_file), *spec.args]
-        return Submission(jar=python_jar, run=_with(run, entry_class=PYTHON_DRIVER, args=args), error_file=error_file)
+        run = _with(run, entry_class=PYTHON_DRIVER, args=args)
+        return await self._with_dependencies(spec, Submission(jar=python_jar, run=run, error_file=error_file))
+
+    async def _with_dependencies(self, spec: AppSpec, submission: Submission) -> Submission:
+        """The submission's jar with the app's uploaded dependency jars nested in it (see bundle)."""
+        if not spec.dependency_jar_ids:
+            return submission
+        async with self.ctx.sessions() as s:
+            found = (await s.execute(sa.select(Jar).where(Jar.id.in_(spec.dependency_jar_ids)))).scalars()
+            rows = {j.id: j for j in found}
+        missing = [i for i in spec.dependency_jar_ids if i not in rows]
+        if missing:
+            raise SpecError.one("dependency_jar_ids", f"no uploaded jar with id {missing[0]}; upload it first")
+        deps = [(rows[i].sha256, Path(rows[i].path)) for i in spec.dependency_jar_ids]
+        return replace(submission, jar=await self.ctx.runners.bundle(submission.jar, deps))
 
 
 def _with(run: JarRun, **changes: object) -> JarRun:

@@ -317,6 +317,14 @@ def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldPr
                 "(the script is mounted into the app's own pods); use one, or a jar or SQL app",
             )
         )
+    if spec.dependency_jar_ids:
+        problems.append(
+            FieldProblem(
+                "dependency_jar_ids",
+                "uploaded jars do not reach Kubernetes pods yet: build them into the image (lib/ or usrlib/) "
+                "and name them in the property pipeline.classpaths, or run the app on a standalone cluster",
+            )
+        )
     if not options.rest_url_template:
         # Our policy loop reads checkpoints from Flink's REST API: without it these settings could not act.
         why = "needs Flink's REST API on Kubernetes: set the cluster's options.rest_url_template"
