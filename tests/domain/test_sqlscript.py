@@ -114,3 +114,8 @@ def test_create_table_as_select_writes_rows_so_it_is_the_job() -> None:
         "CREATE OR REPLACE TABLE c AS SELECT x FROM a;"
     )
     assert [s.kind for s in stmts] == [StatementKind.DDL, StatementKind.DML, StatementKind.DML]
+
+
+def test_add_jar_is_part_of_the_script() -> None:
+    statements = parse_script("ADD JAR '/opt/udfs/udf.jar';\nINSERT INTO snk SELECT * FROM src;")
+    assert [(s.kind, s.line) for s in statements] == [(StatementKind.DDL, 1), (StatementKind.DML, 2)]

@@ -106,6 +106,15 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     await expect(page.locator("#savepoints tbody tr")).to_have_count(1)
     await expect(page.locator("#savepoints")).to_contain_text("savepoint-")
 
+    # Flink's plan of the script, from its own planner.
+    await page.click("#explain-link")
+    await expect(page.locator("#plan")).to_contain_text("== Optimized Physical Plan ==", timeout=60_000)
+    await expect(page.locator("#plan")).to_contain_text(
+        "TableSourceScan(table=[[default_catalog, default_database, src]]"
+    )
+    await shot(page, "app-plan")
+    await page.click("text=back to console-app")
+
     # An edit makes version 2 (the running job keeps version 1); the diff shows what changed.
     await page.click("text=Edit")
     await expect(page.locator("input[name=name]")).to_have_value("console-app")

@@ -18,6 +18,23 @@ class AppCreate(AppSpec):
     cluster_id: int
 
 
+class ExplainRequest(BaseModel):
+    """A SQL script not (yet) saved as an app version, planned as it would run on ``cluster_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+    cluster_id: int
+    sql: str = Field(min_length=1, max_length=1_000_000)
+    runtime_mode: Literal["streaming", "batch"] = "streaming"
+    dependency_jar_ids: list[int] = Field(default_factory=list)
+
+
+class ExplainOut(BaseModel):
+    """Flink's plan of the script: abstract syntax tree, optimized physical plan, execution plan."""
+
+    version: int | None
+    plan: str
+
+
 class AppPatch(BaseModel):
     """Any subset of an application's fields; the result is validated as a whole."""
 

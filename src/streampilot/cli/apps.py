@@ -189,6 +189,16 @@ def app_savepoint(ref: str, no_wait: bool) -> None:
     click.echo(op["result"]["path"])
 
 
+@app.command("explain")
+@click.argument("ref")
+@click.option("--version", type=int, default=None, help="Explain this version (default: the current one).")
+def app_explain(ref: str, version: int | None) -> None:
+    """Print Flink's plan of a SQL app's script (syntax tree, physical and execution plan); runs nothing."""
+    api = Api()
+    params = {"version": version} if version else None
+    click.echo(api.call("POST", f"/apps/{_ref(api, ref)}/explain", params=params)["plan"])
+
+
 @app.command("operations")
 @click.argument("ref")
 @output_option

@@ -7,6 +7,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 
 class NotAFlinkHome(ValueError):
     pass
@@ -28,6 +30,16 @@ class HomeInfo:
     @property
     def lib_classpath(self) -> str:
         return str(self.path / "lib" / "*")
+
+
+def java_options(home: HomeInfo) -> list[str]:
+    """The JVM options the home's config.yaml gives every Flink process (the --add-opens Java 17 needs)."""
+    try:
+        conf = yaml.safe_load((home.path / "conf" / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    opts = conf.get("env", {}).get("java", {}).get("opts", {}).get("all", "") if isinstance(conf, dict) else ""
+    return str(opts).split()
 
 
 def bundled_home_path() -> Path | None:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from streampilot.flink.client import FlinkClient, FlinkError
-from streampilot.flink.homes import HomeInfo
+from streampilot.flink.homes import HomeInfo, java_options
 
 
 class LocalClusterError(RuntimeError):
@@ -73,8 +73,7 @@ class LocalClusterLayout:
         return env
 
     def config(self) -> dict[str, Any]:
-        base = yaml.safe_load((self.home.path / "conf" / "config.yaml").read_text()) or {}
-        java_opts = base.get("env", {}).get("java", {}).get("opts", {}).get("all", "")
+        java_opts = " ".join(java_options(self.home))
         conf: dict[str, Any] = {
             "env.java.opts.all": java_opts,
             "jobmanager.bind-host": "127.0.0.1",

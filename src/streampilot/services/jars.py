@@ -8,6 +8,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from streampilot.domain.errors import SpecError
 from streampilot.domain.manifest import main_class
 from streampilot.services.context import Context
@@ -78,3 +80,15 @@ class JarService:
         if jar is None:
             raise NotFound(f"no jar with id {jar_id}")
         return jar
+
+
+async def dependency_jars(ctx: Context, jar_ids: list[int]) -> list[Jar]:
+    """The uploaded jars an app lists as dependencies, in its order; a missing one is a field error."""
+    if not jar_ids:
+        return []
+    async with ctx.sessions() as s:
+        rows = {j.id: j for j in (await s.execute(sa.select(Jar).where(Jar.id.in_(jar_ids)))).scalars()}
+    missing = [i for i in jar_ids if i not in rows]
+    if missing:
+        raise SpecError.one("dependency_jar_ids", f"no uploaded jar with id {missing[0]}; upload it first")
+    return [rows[i] for i in jar_ids]

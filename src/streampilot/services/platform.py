@@ -17,6 +17,7 @@ from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.dispatch import Dispatcher
 from streampilot.services.errors import ServiceError
+from streampilot.services.explain import Explainer
 from streampilot.services.jars import JarService
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
@@ -87,6 +88,10 @@ class Platform:
     @property
     def lifecycle(self) -> Lifecycle:
         return Lifecycle(self.ctx, observe=self.tracker)
+
+    @property
+    def explainer(self) -> Explainer:
+        return Explainer(self.ctx)
 
     @property
     def accounts(self) -> AccountService:

@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from streampilot.domain.apps import AppKind, AppSpec
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.domain.flinkconf import build_launch_config
@@ -26,7 +24,7 @@ from streampilot.flink.launch import (
 )
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict
-from streampilot.services.jars import jar_classes
+from streampilot.services.jars import dependency_jars, jar_classes
 from streampilot.store.orm import Jar
 
 
@@ -135,13 +133,7 @@ class SubmissionBuilder:
         """The submission's jar with the app's uploaded dependency jars nested in it (see bundle)."""
         if not spec.dependency_jar_ids:
             return submission
-        async with self.ctx.sessions() as s:
-            found = (await s.execute(sa.select(Jar).where(Jar.id.in_(spec.dependency_jar_ids)))).scalars()
-            rows = {j.id: j for j in found}
-        missing = [i for i in spec.dependency_jar_ids if i not in rows]
-        if missing:
-            raise SpecError.one("dependency_jar_ids", f"no uploaded jar with id {missing[0]}; upload it first")
-        deps = [(rows[i].sha256, Path(rows[i].path)) for i in spec.dependency_jar_ids]
+        deps = [(j.sha256, Path(j.path)) for j in await dependency_jars(self.ctx, spec.dependency_jar_ids)]
         return replace(submission, jar=await self.ctx.runners.bundle(submission.jar, deps))
 
 

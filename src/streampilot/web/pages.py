@@ -293,6 +293,20 @@ async def app_page(request: Request, app_id: int) -> HTMLResponse:
     )
 
 
+@router.get("/apps/{app_id}/plan")
+async def app_plan(request: Request, app_id: int) -> HTMLResponse:
+    """EXPLAIN of the app's current script, or the field errors that keep Flink from planning it."""
+    p = platform(request)
+    app = await p.apps.get(app_id)
+    version, spec = await p.apps.spec(app_id)
+    cluster = await p.clusters.get(app.cluster_id)
+    try:
+        plan, problems = await p.explainer.explain(spec, cluster), []
+    except SpecError as exc:
+        plan, problems = "", [pr.as_dict() for pr in exc.problems]
+    return render(request, "app_plan.html", app=app, version=version, plan=plan, problems=problems)
+
+
 async def _latest_operation(p: Platform, app_id: int) -> Operation | None:
     latest = await p.lifecycle.operations_of(app_id, 1)
     return latest[0] if latest else None
