@@ -144,6 +144,24 @@ def test_server_answers_at_once_then_runs_the_readme_walkthrough(tmp_path: Path)
         bad.write_text("name: [unclosed\n")
         broken = cli(env, "app", "create", "-f", str(bad), ok=False)
         assert broken.returncode != 0 and "not valid YAML" in broken.stderr and "Traceback" not in broken.stderr
+        # Variables: a secret's value is asked for when not given, and never shown again.
+        assert "created" in cli(env, "variable", "set", "kafka_servers", "broker-1:9092").stdout
+        asked = subprocess.run(
+            [*CLI, "variable", "set", "kafka_password", "--secret"],
+            env=env,
+            input="pa55-word\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert asked.returncode == 0 and "created" in asked.stdout, asked.stderr
+        listed = cli(env, "variable", "list").stdout
+        assert "broker-1:9092" in listed and "(secret)" in listed and "pa55-word" not in listed
+        assert "changed" in cli(env, "variable", "set", "kafka_servers", "broker-2:9092").stdout
+        assert "deleted" in cli(env, "variable", "delete", "kafka_servers").stdout
+        gone = cli(env, "variable", "delete", "kafka_servers", ok=False)
+        assert gone.returncode != 0 and "no variable named" in gone.stderr and "Traceback" not in gone.stderr
+
         bad_env = cli({**env, "STREAMPILOT_TRACKING_TICK_S": "soon"}, "server", ok=False)
         assert bad_env.returncode != 0 and "STREAMPILOT_TRACKING_TICK_S='soon'" in bad_env.stderr
         assert "Traceback" not in bad_env.stderr

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from streampilot import __version__
-from streampilot.api.routers import alerts, apps, channels, clusters, explain, operations, system
+from streampilot.api.routers import alerts, apps, channels, clusters, explain, operations, system, variables
 from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError
@@ -110,6 +110,7 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     app.include_router(apps.router)
     app.include_router(operations.router)
     app.include_router(explain.router)
+    app.include_router(variables.router)
     app.include_router(alerts.router)
     app.include_router(channels.router)
     return app

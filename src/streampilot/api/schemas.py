@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from streampilot.domain.apps import AppSpec
-from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome, Jar, Operation, Snapshot
+from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome, Jar, Operation, Snapshot, Variable
 
 # ---- actions --------------------------------------------------------------------------------
 
@@ -16,6 +16,45 @@ from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome, Jar, Operat
 class AppCreate(AppSpec):
     name: str = Field(min_length=1, max_length=100)
     cluster_id: int
+
+
+class VariableCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    value: str = Field(max_length=65536)
+    secret: bool = Field(default=False, description="Stored encrypted, never shown again, masked where resolved")
+    description: str = Field(default="", max_length=500)
+
+
+class VariablePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str | None = Field(default=None, max_length=65536)
+    secret: bool | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
+class VariableOut(BaseModel):
+    """A variable; a secret's ``value`` is null (it is never returned)."""
+
+    id: int
+    name: str
+    value: str | None
+    secret: bool
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, v: Variable) -> VariableOut:
+        return cls(
+            id=v.id,
+            name=v.name,
+            value=None if v.secret else v.value,
+            secret=v.secret,
+            description=v.description,
+            created_at=v.created_at,
+            updated_at=v.updated_at,
+        )
 
 
 class ExplainRequest(BaseModel):

@@ -59,6 +59,6 @@ def server(
         pass
 
 
-from streampilot.cli import apps, clusters  # noqa: E402  (registers the commands on main)
+from streampilot.cli import apps, clusters, variables  # noqa: E402  (registers the commands on main)
 
-__all__ = ["apps", "clusters", "main"]
+__all__ = ["apps", "clusters", "main", "variables"]

@@ -24,6 +24,7 @@ from streampilot.services.submissions import (
     launch_config,
 )
 from streampilot.services.targets import target_for
+from streampilot.services.variables import Resolved, VariableService
 from streampilot.store.orm import AlertChannel, App, AppEvent, AppVersion, Cluster
 
 
@@ -108,15 +109,21 @@ class AppService:
             clash = (await s.execute(sa.select(App.id).where(App.name == name))).scalar_one_or_none()
         if cluster is None:
             problems.append(FieldProblem("cluster_id", f"no cluster with id {cluster_id}; see GET /api/v1/clusters"))
+        resolved = Resolved(spec)
         try:
-            launch_config(spec, name)
+            resolved = await VariableService(self.ctx).resolve(spec)
         except SpecError as exc:
             problems.extend(exc.problems)
-        if cluster is not None:
+        else:
             try:
-                target_for(self.ctx, cluster).check(spec)
+                launch_config(resolved.spec, name)
             except SpecError as exc:
-                problems.extend(exc.problems)
+                problems.extend(resolved.hide_in(exc).problems)
+            if cluster is not None:
+                try:
+                    target_for(self.ctx, cluster).check(resolved.spec)
+                except SpecError as exc:
+                    problems.extend(exc.problems)
         if spec.kind == AppKind.JAR and spec.jar_id is not None:
             try:
                 await check_jar_entry(await JarService(self.ctx).get(spec.jar_id), spec.entry_class)
@@ -144,7 +151,10 @@ class AppService:
         if clash is not None and clash != app_id:
             raise Conflict(f"an application named {name!r} already exists; choose another name")
         assert cluster is not None
-        await target_for(self.ctx, cluster).validate(name, spec)
+        try:
+            await target_for(self.ctx, cluster).validate(name, resolved.spec)
+        except SpecError as exc:
+            raise resolved.hide_in(exc) from None
         return cluster
 
     async def flink_api(self, app: App) -> tuple[FlinkClient, str] | None:

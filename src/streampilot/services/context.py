@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
+from streampilot.services.secrets import SecretBox
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
 from streampilot.targets.kubernetes.observer import KubernetesClusters
@@ -35,6 +36,7 @@ class Context:
     python_in_lib: dict[str, bool] = field(default_factory=dict)
     # One PyFlink submission at a time per JobManager (see StandaloneTarget.submit), by REST URL.
     python_submits: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _secret_box: SecretBox | None = None
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
     _url_clients: dict[str, FlinkClient] = field(default_factory=dict)  # Flink REST APIs on Kubernetes
     _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -42,6 +44,13 @@ class Context:
     @property
     def home(self) -> Path:
         return self.settings.home
+
+    @property
+    def secrets(self) -> SecretBox:
+        """Encrypts and decrypts stored secrets with the home's key (services/secrets.py)."""
+        if self._secret_box is None:
+            self._secret_box = SecretBox(self.home / "secret.key")
+        return self._secret_box
 
     def client(self, cluster: Cluster) -> FlinkClient:
         """One pooled REST client per cluster; replaced if the cluster's address changed."""

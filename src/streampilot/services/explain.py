@@ -25,6 +25,7 @@ from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, Unavailable
 from streampilot.services.homes import home_info
 from streampilot.services.jars import dependency_jars
+from streampilot.services.variables import VariableService
 from streampilot.store.orm import Cluster
 
 EXPLAIN_TIMEOUT_S = 120.0
@@ -38,6 +39,13 @@ class Explainer:
     async def explain(self, spec: AppSpec, cluster: Cluster) -> str:
         if spec.kind != AppKind.SQL:
             raise SpecError.one("kind", f"EXPLAIN shows the plan of a SQL script; this is a {spec.kind.value} app")
+        resolved = await VariableService(self.ctx).resolve(spec)
+        try:
+            return resolved.hide(await self._explain(resolved.spec, cluster))
+        except SpecError as exc:
+            raise resolved.hide_in(exc) from None
+
+    async def _explain(self, spec: AppSpec, cluster: Cluster) -> str:
         assert spec.sql is not None
         statements = parse_script(spec.sql)
         home = await home_info(self.ctx, cluster.flink_home_id)

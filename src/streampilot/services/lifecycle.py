@@ -46,7 +46,8 @@ class Lifecycle(Operations):
     ) -> StartPlan:
         if AppState(app.state) not in STARTABLE_STATES:
             raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
-        chosen, spec = await self.apps.spec(app.id, version)
+        chosen, stored = await self.apps.spec(app.id, version)
+        spec = (await self.variables.resolve(stored)).spec
         (await self.target_of(app)).check(spec)
         launch_config(spec, app.name)
         return StartPlan(chosen, await self.resolve_restore(app, restore), allow_non_restored_state)
@@ -78,10 +79,13 @@ class Lifecycle(Operations):
         app = await self.apps.get(app_id)
         if AppState(app.state) not in STARTABLE_STATES:
             raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
-        _, spec = await self.apps.spec(app_id, plan.version)
+        _, stored = await self.apps.spec(app_id, plan.version)
+        resolved = await self.variables.resolve(stored)  # ${name} in SQL, properties and args
         cluster = await self._cluster(app)
         target = await self.target_of(app)
-        request = LaunchRequest(app.id, app.name, plan.version, spec, plan.restore_path, plan.allow_non_restored_state)
+        request = LaunchRequest(
+            app.id, app.name, plan.version, resolved.spec, plan.restore_path, plan.allow_non_restored_state
+        )
         launch = await target.prepare(request)
         job_id = launch.job_id
         previous, previous_job = AppState(app.state), app.job_id
@@ -98,7 +102,7 @@ class Lifecycle(Operations):
                 f"{why} of version {plan.version} on cluster {cluster.name!r} {how} (job {job_id})",
                 job_id=job_id,
                 submitted_at=utcnow(),
-                launch_config=launch.config,
+                launch_config=resolved.masked(launch.config),
                 runtime_mode=launch.config.get("execution.runtime-mode", "STREAMING").upper(),
                 running_version=plan.version,
                 desired_state="RUNNING",
@@ -108,7 +112,7 @@ class Lifecycle(Operations):
         try:
             await target.submit(launch)
         except SpecError as refused:
-            why_not = "; ".join(p.message for p in refused.problems)
+            why_not = resolved.hide("; ".join(p.message for p in refused.problems))
             if await self._runs_anyway(target, job_id):
                 # E.g. a PyFlink Table API script that waits for its result: Flink started the job, then the
                 # wait failed in the submission. The job is this app's, never an orphan.
@@ -331,9 +335,10 @@ class Lifecycle(Operations):
         cluster's upgrade mode; elsewhere: stop with a savepoint, then start the new version from it.
         """
         app = await self._require_active(app_id)
-        chosen, spec = await self.apps.spec(app_id, version)
+        chosen, stored = await self.apps.spec(app_id, version)
         if chosen == app.running_version:
             raise Conflict(f"application {app.name!r} already runs version {chosen}; edit it to make a new version")
+        spec = (await self.variables.resolve(stored)).spec
         target = await self.target_of(app)
         target.check(spec)
         launch_config(spec, app.name)
@@ -367,13 +372,15 @@ class Lifecycle(Operations):
 
     async def _upgrade_in_place(self, oplog: OpLog, target: Target, chosen: int) -> None:
         app = await self.apps.get(oplog.app_id)
-        _, spec = await self.apps.spec(app.id, chosen)
+        _, stored = await self.apps.spec(app.id, chosen)
+        resolved = await self.variables.resolve(stored)
+        spec = resolved.spec
         old = app.running_version
         config = launch_config(spec, app.name)
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app.id)
             assert row is not None
-            row.running_version, row.launch_config = chosen, config
+            row.running_version, row.launch_config = chosen, resolved.masked(config)
             row.config_verified = row.config_mismatches = row.config_readback = None  # verify the new job
             await record_event(
                 s, row, row.state, Cause.USER, f"upgrade from version {old} to {chosen} requested (in place)"

@@ -30,6 +30,7 @@ from streampilot.services.errors import Conflict, NotFound, ServiceError
 from streampilot.services.restore_points import newest_restorable, snapshot_problem
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
+from streampilot.services.variables import VariableService
 from streampilot.store.orm import App, Cluster, Operation, Snapshot, utcnow
 from streampilot.targets.port import Target
 
@@ -237,6 +238,10 @@ class Operations:
         if cluster is None:
             raise NotFound(f"the cluster of application {app.name!r} no longer exists")
         return cluster
+
+    @property
+    def variables(self) -> VariableService:
+        return VariableService(self.ctx)
 
     async def target_of(self, app: App) -> Target:
         return target_for(self.ctx, await self._cluster(app))

@@ -24,6 +24,7 @@ from streampilot.services.loops import Loop
 from streampilot.services.policies import PolicyLoop
 from streampilot.services.recovery import Recovery
 from streampilot.services.tracker import Tracker
+from streampilot.services.variables import VariableService
 from streampilot.settings import Settings
 from streampilot.store.db import create_engine, migrate, sessions
 from streampilot.store.orm import App, Cluster, Operation
@@ -88,6 +89,10 @@ class Platform:
     @property
     def lifecycle(self) -> Lifecycle:
         return Lifecycle(self.ctx, observe=self.tracker)
+
+    @property
+    def variables(self) -> VariableService:
+        return VariableService(self.ctx)
 
     @property
     def explainer(self) -> Explainer:

@@ -87,6 +87,19 @@ class Jar(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class Variable(Base):
+    """A value for ``${name}`` in apps' scripts; a secret's value is stored encrypted (see services/secrets)."""
+
+    __tablename__ = "variables"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+    secret: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    description: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class App(Base):
     __tablename__ = "apps"
     id: Mapped[int] = mapped_column(primary_key=True)

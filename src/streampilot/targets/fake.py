@@ -15,6 +15,7 @@ from streampilot.domain.apps import AppSpec
 from streampilot.domain.errors import SpecError
 from streampilot.flink.client import FlinkClient, JobSummary
 from streampilot.services.errors import Conflict, Unavailable
+from streampilot.services.submissions import launch_config
 from streampilot.store.orm import Cluster
 from streampilot.targets.port import Launch, LaunchRequest, Listing, Triggered
 
@@ -77,7 +78,7 @@ class FakeTarget:
     async def prepare(self, request: LaunchRequest) -> Launch:
         self.fleet.counter += 1
         job_id = f"{self.fleet.counter:032x}"
-        return Launch(request, job_id, {"pipeline.name": request.app_name}, None)
+        return Launch(request, job_id, launch_config(request.spec, request.app_name), None)
 
     async def submit(self, launch: Launch) -> None:
         if self.fleet.submit_gate is not None:

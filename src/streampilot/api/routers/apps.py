@@ -199,11 +199,12 @@ async def get_launch_config(app_id: int, p: PlatformDep) -> dict[str, Any]:
     """What was submitted for the running job, and what the current version would submit."""
     app = await p.apps.get(app_id)
     _, spec = await p.apps.spec(app_id)
+    resolved = await p.variables.resolve(spec)  # ${name} resolved, secrets masked
     return {
         "submitted": app.launch_config,
         "running_version": app.running_version,
         "current_version": app.current_version,
-        "current": launch_config(spec, app.name),
+        "current": resolved.masked(launch_config(resolved.spec, app.name)),
         "config_verified": app.config_verified,
         "config_mismatches": app.config_mismatches or [],
         "readback": app.config_readback,
