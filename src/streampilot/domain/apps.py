@@ -70,6 +70,19 @@ class AppSpec(_Strict):
     entry_class: str | None = None
     args: list[str] = Field(default_factory=list)
     python: str | None = None
+    python_files: dict[str, str] = Field(
+        default_factory=dict,
+        description="More files of a PyFlink app by relative path (modules it imports), next to its script",
+    )
+    python_requirements: list[str] = Field(
+        default_factory=list,
+        description="pip requirement specifiers installed for the job's Python workers (Flink's python.requirements)",
+    )
+    python_wheel_dir: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A directory of wheels the TaskManagers can read: requirements install from it, without an index",
+    )
     dependency_jar_ids: list[int] = Field(
         default_factory=list,
         description="Uploaded jars (connectors, formats, UDFs) put on the job's class path",
@@ -114,11 +127,60 @@ class AppSpec(_Strict):
         for name in foreign:
             if getattr(self, name) is not None:
                 problems.append(FieldProblem(name, f"{name} does not apply to a {self.kind.value} application"))
+        if self.kind != AppKind.PYTHON:
+            for name in ("python_files", "python_requirements"):
+                if getattr(self, name):
+                    problems.append(FieldProblem(name, f"{name} does not apply to a {self.kind.value} application"))
+            if self.python_wheel_dir is not None:
+                problems.append(FieldProblem("python_wheel_dir", "python_wheel_dir is for PyFlink applications"))
+        problems.extend(python_file_problems(self.python_files))
+        for i, req in enumerate(self.python_requirements):
+            if not req.strip() or "\n" in req or req.lstrip().startswith("-"):
+                problems.append(
+                    FieldProblem(
+                        f"python_requirements.{i}", "give one requirement specifier (like 'pandas>=2'), no pip options"
+                    )
+                )
+        if self.python_wheel_dir is not None and not self.python_requirements:
+            problems.append(FieldProblem("python_wheel_dir", "a wheel directory serves python_requirements: list them"))
+        for key in ("python.files", "python.requirements"):
+            if key in self.properties and (self.python_files or self.python_requirements):
+                problems.append(
+                    FieldProblem(f"properties.{key}", "set by python_files / python_requirements; use those fields")
+                )
         if len(set(self.dependency_jar_ids)) != len(self.dependency_jar_ids):
             problems.append(FieldProblem("dependency_jar_ids", "a jar is listed twice; list each once"))
         if self.entry_class is not None and not _JAVA_CLASS.match(self.entry_class):
             problems.append(FieldProblem("entry_class", f"{self.entry_class!r} is not a Java class name"))
         return problems
+
+
+_RELATIVE_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,9}$")
+MAX_PYTHON_FILES = 200
+MAX_PYTHON_FILES_BYTES = 5 * 1024 * 1024
+
+
+def python_file_problems(files: dict[str, str]) -> list[FieldProblem]:
+    """Relative, tame paths (no '..', no absolute ones), a bounded number and size, Python that compiles."""
+    problems = []
+    if len(files) > MAX_PYTHON_FILES:
+        problems.append(FieldProblem("python_files", f"at most {MAX_PYTHON_FILES} files"))
+    if sum(len(c) for c in files.values()) > MAX_PYTHON_FILES_BYTES:
+        problems.append(FieldProblem("python_files", f"at most {MAX_PYTHON_FILES_BYTES // 2**20} MiB in all"))
+    for path, content in files.items():
+        field = f"python_files.{path}"
+        if not _RELATIVE_FILE.match(path) or ".." in path.split("/"):
+            problems.append(FieldProblem(field, "a relative path like 'lib/util.py' (letters, digits, '_', '.', '-')"))
+        elif path == "main.py":
+            problems.append(FieldProblem(field, "main.py is the app's script itself; choose another name"))
+        elif "\x00" in content:
+            problems.append(FieldProblem(field, "a file cannot contain a NUL character"))
+        elif path.endswith(".py"):
+            try:
+                compile(content, path, "exec")
+            except SyntaxError as exc:
+                problems.append(FieldProblem(field, f"Python syntax error: {exc.msg}", exc.lineno, exc.offset))
+    return problems
 
 
 # A jar app on Kubernetes may name a jar inside the image instead of an uploaded one.

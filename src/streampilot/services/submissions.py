@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,17 +117,34 @@ class SubmissionBuilder:
         python_jar = await self.ctx.runners.python_carrier() if python_in_lib else home.python_jar
         if python_jar is None:
             raise Conflict(f"the Flink home at {home.path} has no opt/flink-python jar; PyFlink apps need it")
-        script = self.ctx.home / "scripts" / f"app-{app_id}-v{version}.py"
-        error_file = script.with_name(f"{script.stem}-{job_id or 'check'}.error.json")
+        # The script and its files in one directory: the launcher puts it first on the client's path
+        # (as Python does for a script), Flink's python.files on its workers' path.
+        base = self.ctx.home / "scripts" / f"app-{app_id}-v{version}"
+        script = base / "main.py"
+        error_file = base.with_name(f"{base.name}-{job_id or 'check'}.error.json")
+        requirements = base.with_name(f"{base.name}.requirements.txt")
 
         def write() -> None:
-            script.parent.mkdir(parents=True, exist_ok=True)
+            if base.exists():
+                shutil.rmtree(base)
+            base.mkdir(parents=True)
             script.write_text(spec.python or "")
+            for rel, content in spec.python_files.items():
+                (base / rel).parent.mkdir(parents=True, exist_ok=True)
+                (base / rel).write_text(content)
+            if spec.python_requirements:
+                requirements.write_text("".join(f"{r.strip()}\n" for r in spec.python_requirements))
             error_file.unlink(missing_ok=True)
 
         await asyncio.to_thread(write)
+        config = dict(run.configuration)
+        if spec.python_files:
+            config["python.files"] = str(base)
+        if spec.python_requirements:
+            wheels = f"#{spec.python_wheel_dir}" if spec.python_wheel_dir else ""
+            config["python.requirements"] = f"{requirements}{wheels}"
         args = ["-py", str(PYTHON_LAUNCHER), str(script), str(error_file), *spec.args]
-        run = _with(run, entry_class=PYTHON_DRIVER, args=args)
+        run = _with(run, entry_class=PYTHON_DRIVER, args=args, configuration=config)
         return await self._with_dependencies(spec, Submission(jar=python_jar, run=run, error_file=error_file))
 
     async def _with_dependencies(self, spec: AppSpec, submission: Submission) -> Submission:

@@ -12,6 +12,7 @@ Usage (by streampilot): ``python pyflink_launcher.py <script> <error-file> [scri
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 import traceback
@@ -49,6 +50,7 @@ def script_line(exc: BaseException, script: str) -> int | None:
 def main() -> None:
     script, error_file = sys.argv[1], sys.argv[2]
     sys.argv = [script, *sys.argv[3:]]
+    sys.path[0] = os.path.dirname(os.path.abspath(script))  # as "python script.py" would have it
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:

@@ -317,6 +317,11 @@ def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldPr
                 "(the script is mounted into the app's own pods); use one, or a jar or SQL app",
             )
         )
+    for name in ("python_files", "python_requirements"):
+        if getattr(spec, name):
+            problems.append(
+                FieldProblem(name, f"{name} do not reach Kubernetes pods yet: build them into the image instead")
+            )
     if spec.dependency_jar_ids:
         problems.append(
             FieldProblem(
