@@ -45,6 +45,12 @@ class FlinkSettings(_Group):
     local_ready_timeout_s: float = Field(
         60.0, gt=0, description="how long a local or session cluster may take to start"
     )
+    supervise_every_s: float = Field(
+        1.0, gt=0, description="how often the processes of the local clusters are checked (and restarted if gone)"
+    )
+    local_restarts_per_hour: int = Field(
+        10, ge=0, description="process restarts of one local cluster per hour before the platform gives up on it"
+    )
 
 
 class AlertSettings(_Group):

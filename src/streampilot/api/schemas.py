@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from streampilot.domain.apps import AppSpec
-from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome, Jar, Operation, Snapshot, Variable
+from streampilot.store.orm import App, AppEvent, Cluster, ClusterEvent, FlinkHome, Jar, Operation, Snapshot, Variable
 
 # ---- actions --------------------------------------------------------------------------------
 
@@ -262,6 +262,16 @@ class ClusterOut(BaseModel):
             state=state,
             runtime=runtime,
         )
+
+
+class ClusterEventOut(BaseModel):
+    at: datetime
+    kind: str
+    detail: str
+
+    @classmethod
+    def of(cls, e: ClusterEvent) -> ClusterEventOut:
+        return cls(at=e.at, kind=e.kind, detail=e.detail)
 
 
 class FlinkHomeOut(BaseModel):

@@ -17,8 +17,9 @@ from streampilot.flink.local import LocalCluster, LocalClusterError, LocalCluste
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
 from streampilot.services.homes import home_info
+from streampilot.services.supervisor import supervision_status
 from streampilot.services.targets import target_for
-from streampilot.store.orm import App, AppEvent, Cluster, FlinkHome
+from streampilot.store.orm import App, AppEvent, Cluster, ClusterEvent, FlinkHome
 from streampilot.targets.kinds import CLUSTER_KINDS, LOCAL, Registration, register_remote
 
 log = logging.getLogger("streampilot.clusters")
@@ -167,6 +168,7 @@ class ClusterService:
         cluster = await self.get(cluster_id)
         timeout_s = self.ctx.settings.flink.local_ready_timeout_s
         self.ctx.cluster_phases[cluster_id] = "STARTING"
+        self.ctx.supervisions.pop(cluster_id, None)  # a start by the user renews the restart budget
         try:
             if cluster.kind != LOCAL:
                 await target_for(self.ctx, cluster).start_cluster(timeout_s)
@@ -201,6 +203,7 @@ class ClusterService:
                 raise Conflict(f"cluster {cluster.name!r} still runs {active} application(s); stop them first")
             await target_for(self.ctx, cluster).stop_cluster()
         else:
+            self.ctx.cluster_phases[cluster_id] = "STOPPING"  # the supervisor leaves it alone
             await (await self.local(cluster)).stop()
         self.ctx.cluster_phases[cluster_id] = "STOPPED"
         async with self.ctx.sessions() as s, s.begin():
@@ -242,4 +245,17 @@ class ClusterService:
         return [job for jobs in found for job in jobs]
 
     async def status(self, cluster: Cluster) -> dict[str, Any]:
-        return await target_for(self.ctx, cluster).describe()
+        described = await target_for(self.ctx, cluster).describe()
+        supervised = supervision_status(self.ctx, cluster.id)
+        return described if supervised is None else {**described, "supervision": supervised}
+
+    async def events(self, cluster_id: int, limit: int = 200) -> list[ClusterEvent]:
+        await self.get(cluster_id)
+        async with self.ctx.sessions() as s:
+            rows = await s.execute(
+                sa.select(ClusterEvent)
+                .where(ClusterEvent.cluster_id == cluster_id)
+                .order_by(ClusterEvent.at.desc(), ClusterEvent.id.desc())
+                .limit(limit)
+            )
+            return list(rows.scalars())

@@ -32,6 +32,8 @@ class Context:
     target_factories: dict[str, Any] = field(default_factory=dict)
     # Clusters this process brings up (local, Kubernetes session): STARTING, RUNNING, FAILED or STOPPED.
     cluster_phases: dict[int, str] = field(default_factory=dict)
+    # What the supervisor knows of each local cluster it watches (services/supervisor.Supervision).
+    supervisions: dict[int, Any] = field(default_factory=dict)
     # Whether a Flink REST API's JobManager has flink-python on its class path, by REST URL.
     python_in_lib: dict[str, bool] = field(default_factory=dict)
     # One PyFlink submission at a time per JobManager (see StandaloneTarget.submit), by REST URL.

@@ -23,6 +23,7 @@ from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
 from streampilot.services.policies import PolicyLoop
 from streampilot.services.recovery import Recovery
+from streampilot.services.supervisor import Supervisor
 from streampilot.services.tracker import Tracker
 from streampilot.services.variables import VariableService
 from streampilot.settings import Settings
@@ -129,6 +130,7 @@ class Platform:
             Loop("details", t.detail_every_s, self.tracker.details_once),
             Loop("policies", t.tick_s, self.policies.run_once),
             Loop("alerts", self.settings.alerts.dispatch_tick_s, self.dispatcher.run_once),
+            Loop("supervisor", self.settings.flink.supervise_every_s, Supervisor(self.ctx).run_once),
         ]
         for loop in self.loops:
             loop.start()
@@ -176,6 +178,7 @@ class Platform:
     async def stop_local_clusters(self) -> None:
         for c in await self.clusters.list_clusters():
             if c.kind == LOCAL:
+                self.ctx.cluster_phases[c.id] = "STOPPING"  # the supervisor leaves it alone
                 local = await self.clusters.local(c)
                 await local.stop()
 

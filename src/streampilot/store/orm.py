@@ -76,6 +76,17 @@ class Cluster(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ClusterEvent(Base):
+    """The timeline of a cluster the platform runs: processes that died and were started again, budgets."""
+
+    __tablename__ = "cluster_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    detail: Mapped[str] = mapped_column(sa.Text)
+
+
 class Jar(Base):
     __tablename__ = "jars"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from streampilot.api.deps import PlatformDep, account
-from streampilot.api.schemas import ClusterCreate, ClusterOut
+from streampilot.api.schemas import ClusterCreate, ClusterEventOut, ClusterOut
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], dependencies=[Depends(account)])
 jobs = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(account)])
@@ -42,6 +42,14 @@ async def unmanaged_jobs(p: PlatformDep) -> list[dict[str, Any]]:
 async def get_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
     cluster = await p.clusters.get(cluster_id)
     return ClusterOut.of(cluster, await p.clusters.status(cluster), p.clusters.phase(cluster))
+
+
+@router.get("/{cluster_id}/events")
+async def cluster_events(
+    cluster_id: int, p: PlatformDep, limit: int = Query(200, ge=1, le=1000)
+) -> list[ClusterEventOut]:
+    """The cluster's timeline (local clusters: processes that died and were started again), newest first."""
+    return [ClusterEventOut.of(e) for e in await p.clusters.events(cluster_id, limit)]
 
 
 @router.delete("/{cluster_id}", status_code=204)
