@@ -59,3 +59,22 @@ def test_stall() -> None:
     assert not stalled(rule, last_completed_ms=0, running_since_ms=0, now_ms=59_000)
     assert stalled(rule, last_completed_ms=0, running_since_ms=0, now_ms=60_000)
     assert stalled(rule, last_completed_ms=None, running_since_ms=0, now_ms=61_000)
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    from streampilot.domain.apps import AutoRestart
+    from streampilot.domain.policies import backoff_ms
+
+    budget = AutoRestart(max_restarts=5, window_s=60, initial_backoff_s=1, max_backoff_s=5, multiplier=2, jitter=0.1)
+    assert [backoff_ms(budget, n, 0.5) for n in range(5)] == [1000, 2000, 4000, 5000, 5000]
+    assert backoff_ms(budget, 0, 0.0) == 900 and backoff_ms(budget, 0, 0.999999) == 1099
+
+
+def test_a_lack_of_slots_is_told_apart_from_the_jobs_own_failure() -> None:
+    from streampilot.domain.policies import lacks_resources
+
+    assert lacks_resources(
+        "java.util.concurrent.CompletionException: org.apache.flink.runtime.jobmanager.scheduler."
+        "NoResourceAvailableException: Could not acquire the minimum required resources."
+    )
+    assert not lacks_resources("java.lang.IllegalStateException: crash injected by the test")

@@ -7,6 +7,7 @@ The job (tests/e2e/jobs/PolicyJob.java) is made to misbehave with marker files: 
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -180,7 +181,7 @@ async def test_auto_restart_within_budget_then_left_failed(
         "crashy",
         checkpointing={"interval_s": 0.5},
         restart_strategy={"type": "none"},
-        auto_restart={"max_restarts": 2, "window_s": 600},
+        auto_restart={"max_restarts": 5, "window_s": 600, "initial_backoff_s": 0.2, "multiplier": 1.5},
     )
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
     await running_with_checkpoints(api, app_id)
@@ -197,14 +198,18 @@ async def test_auto_restart_within_budget_then_left_failed(
     else:
         raise AssertionError(f"budget never spent: {[(e['to_state'], e['detail'][:80]) for e in timeline]}")
     policy_starts = [e for e in timeline if e["to_state"] == "STARTING" and e["cause"] == "policy"]
-    assert len(policy_starts) == 2
-    assert "file:" in policy_starts[0]["detail"]  # restored from the latest checkpoint
+    assert len(policy_starts) == 5
+    # Each restarted job failed before it completed a checkpoint: all five restore the same one, the
+    # last the first job completed (a failed attempt never makes the next one start without state).
+    restored = {re.search(r" from (\S+) \(job ", e["detail"]).group(1) for e in policy_starts}  # type: ignore[union-attr]
+    assert len(restored) == 1 and next(iter(restored)).startswith("file:"), restored
+    assert any("auto-restart in " in e["detail"] and "(backoff)" in e["detail"] for e in timeline)
     await asyncio.sleep(3)
     app = (await api.get(f"/api/v1/apps/{app_id}")).json()
     assert app["status"]["state"] == "FAILED"
-    assert len([e for e in await events(api, app_id) if e["to_state"] == "STARTING" and e["cause"] == "policy"]) == 2
+    assert len([e for e in await events(api, app_id) if e["to_state"] == "STARTING" and e["cause"] == "policy"]) == 5
     assert len(await alerts(api, app_id, "restart_budget_spent")) == 1
-    assert len(await alerts(api, app_id, "job_failed")) == 3
+    assert len(await alerts(api, app_id, "job_failed")) == 6
 
 
 @SINGLE_DB

@@ -46,8 +46,12 @@ class CheckpointFailurePolicy(_Strict):
 
 
 class AutoRestart(_Strict):
-    max_restarts: int = Field(ge=0)
+    max_restarts: int = Field(ge=0, description="restarts after real failures within window_s (the budget)")
     window_s: float = Field(gt=0)
+    initial_backoff_s: float = Field(default=1.0, gt=0, le=86400, description="wait before the first restart")
+    max_backoff_s: float = Field(default=300.0, gt=0, le=86400, description="the longest wait between restarts")
+    multiplier: float = Field(default=2.0, ge=1, le=100, description="each further restart waits this much longer")
+    jitter: float = Field(default=0.1, ge=0, le=1, description="+/- this fraction of each wait, at random")
 
 
 class CheckpointStall(_Strict):

@@ -22,6 +22,10 @@ class PolicyMemory:
     budget_spent_noted: bool = False
     stall_noted_for_ms: int | None = None  # the last completion time a stall was reported for
     expect_restore: str | None = None  # a policy restart's checkpoint, until Flink confirms it restored it
+    attempts_ms: list[int] = field(default_factory=list)  # every auto-restart (also after a lack of slots)
+    next_restart_ms: int | None = None  # a FAILED app's next auto-restart is due then (backoff)
+    for_resources: bool = False  # the failure was Flink not finding slots: it does not spend the budget
+    waiting_noted: bool = False  # "waiting for free slots" said once per wait
 
     @classmethod
     def load(cls, raw: dict[str, Any] | None) -> PolicyMemory:
@@ -34,6 +38,10 @@ class PolicyMemory:
             budget_spent_noted=bool(raw.get("budget_spent_noted", False)),
             stall_noted_for_ms=raw.get("stall_noted_for_ms"),
             expect_restore=raw.get("expect_restore"),
+            attempts_ms=[int(t) for t in raw.get("attempts_ms", [])],
+            next_restart_ms=raw.get("next_restart_ms"),
+            for_resources=bool(raw.get("for_resources", False)),
+            waiting_noted=bool(raw.get("waiting_noted", False)),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -45,6 +53,10 @@ class PolicyMemory:
             "budget_spent_noted": self.budget_spent_noted,
             "stall_noted_for_ms": self.stall_noted_for_ms,
             "expect_restore": self.expect_restore,
+            "attempts_ms": self.attempts_ms,
+            "next_restart_ms": self.next_restart_ms,
+            "for_resources": self.for_resources,
+            "waiting_noted": self.waiting_noted,
         }
 
 
@@ -92,3 +104,25 @@ def restart_allowed(memory: PolicyMemory, budget: AutoRestart, now_ms: int) -> b
 def stalled(stall: CheckpointStall, last_completed_ms: int | None, running_since_ms: int, now_ms: int) -> bool:
     reference = last_completed_ms if last_completed_ms is not None else running_since_ms
     return now_ms - reference >= stall.after_s * 1000
+
+
+def backoff_ms(budget: AutoRestart, attempts: int, draw: float) -> int:
+    """The wait before the next auto-restart after ``attempts`` recent ones: exponential, capped, with
+    jitter (``draw`` in [0, 1) spreads apps that failed together, e.g. when a TaskManager died)."""
+    base = min(budget.max_backoff_s, budget.initial_backoff_s * budget.multiplier ** min(attempts, 64))
+    return int(base * (1 + budget.jitter * (2 * draw - 1)) * 1000)
+
+
+# How Flink says a job failed for want of slots, not for anything in the job itself (Flink:
+# NoResourceAvailableException from the scheduler's slot allocation, the adaptive scheduler's
+# "Could not acquire the minimum required resources", a bulk of slot requests that timed out).
+_NO_RESOURCES = (
+    "NoResourceAvailableException",
+    "Could not acquire the minimum required resources",
+    "Slot request bulk is not fulfillable",
+    "Could not allocate the required slot",
+)
+
+
+def lacks_resources(exception_text: str) -> bool:
+    return any(marker in exception_text for marker in _NO_RESOURCES)

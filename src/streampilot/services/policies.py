@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +26,15 @@ from streampilot.domain.apps import AppSpec
 from streampilot.domain.policies import (
     PolicyMemory,
     acted,
+    backoff_ms,
     checkpoint_breach,
+    lacks_resources,
     note_failures,
     restart_allowed,
     stalled,
 )
 from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
-from streampilot.flink.client import CheckpointStats, FlinkError
+from streampilot.flink.client import CheckpointStats, FlinkClient, FlinkError
 from streampilot.services.alerting import raise_alert
 from streampilot.services.context import Context
 from streampilot.services.errors import ServiceError
@@ -108,6 +111,8 @@ class PolicyLoop:
             return
         memory = PolicyMemory.load(app.policy_state)
         before = memory.dump()
+        if app.state != AppState.FAILED.value and memory.next_restart_ms is not None:
+            memory.next_restart_ms, memory.waiting_noted = None, False  # running again: no restart pending
         try:
             rest = target_for(self.ctx, cluster).flink_api(app.job_id) if app.job_id else None
             if app.state == AppState.FAILED.value:
@@ -117,7 +122,7 @@ class PolicyLoop:
                         stats = await rest[0].checkpoints(rest[1])
                     except FlinkError:
                         stats = None
-                await self._auto_restart(app, spec, memory, stats)
+                await self._auto_restart(app, cluster, spec, memory, stats, rest)
             elif app.state in (AppState.RUNNING.value, AppState.RESTARTING.value) and rest is not None:
                 stats = await rest[0].checkpoints(rest[1])
                 await self._checkpoints(app, spec, memory, stats)
@@ -168,29 +173,78 @@ class PolicyLoop:
                     path = stats.latest_completed.external_path if stats.latest_completed else None
                     self._act(app.id, self._restart(app.id, path, f"checkpoint stall ({text})"))
 
-    async def _auto_restart(self, app: App, spec: AppSpec, memory: PolicyMemory, stats: CheckpointStats | None) -> None:
+    async def _auto_restart(
+        self,
+        app: App,
+        cluster: Cluster,
+        spec: AppSpec,
+        memory: PolicyMemory,
+        stats: CheckpointStats | None,
+        rest: tuple[FlinkClient, str] | None,
+    ) -> None:
+        """Restart a FAILED app after a backoff, once its cluster has the slots it needs; a failure for
+        want of slots does not spend the budget, which is for failures of the job itself."""
         budget = spec.auto_restart
         if budget is None or app.desired_state != "RUNNING":
             return
         now = now_ms()
-        if restart_allowed(memory, budget, now):
+        window_ms = int(budget.window_s * 1000)
+        if memory.next_restart_ms is None:
+            memory.for_resources = await self._failed_for_resources(rest)
+            if not memory.for_resources and not restart_allowed(memory, budget, now):
+                if not memory.budget_spent_noted:
+                    memory.budget_spent_noted = True
+                    text = (
+                        f"auto-restart budget spent: {len(memory.restarts_ms)} restarts within {budget.window_s:g} s; "
+                        "leaving the application FAILED"
+                    )
+                    facts = {"restarts": len(memory.restarts_ms), "window_s": budget.window_s}
+                    await self._event(app, text, AlertReason.RESTART_BUDGET_SPENT, facts)
+                return
+            memory.attempts_ms = [t for t in memory.attempts_ms if t >= now - window_ms]
+            delay = backoff_ms(budget, len(memory.attempts_ms), random.random())
+            memory.next_restart_ms = now + delay
+            cause = "Flink found no free slots for it" if memory.for_resources else "the job FAILED"
+            await self._note(app, f"{cause}; auto-restart in {delay / 1000:.1f} s (backoff)")
+            return
+        if now < memory.next_restart_ms:
+            return
+        free, needed = await self._free_slots(cluster), spec.parallelism
+        if free is not None and free < needed:
+            if not memory.waiting_noted:
+                memory.waiting_noted = True
+                await self._note(
+                    app,
+                    f"waiting to restart: the job needs {needed} free slot(s) and cluster {cluster.name!r} has {free}; "
+                    "no restart is tried (or spent) until it has",
+                )
+            return
+        memory.next_restart_ms, memory.waiting_noted = None, False
+        memory.attempts_ms.append(now)
+        if memory.for_resources:
+            why = "auto-restart after Flink found no free slots (not counted against the budget)"
+        else:
             memory.restarts_ms.append(now)
             memory.budget_spent_noted = False
             n = len(memory.restarts_ms)
             why = f"auto-restart {n} of {budget.max_restarts} within {budget.window_s:g} s after the job FAILED"
-            self._act(app.id, self._restart(app.id, restore_point(stats), why))
-        elif not memory.budget_spent_noted:
-            memory.budget_spent_noted = True
-            text = (
-                f"auto-restart budget spent: {len(memory.restarts_ms)} restarts within {budget.window_s:g} s; "
-                "leaving the application FAILED"
-            )
-            await self._event(
-                app,
-                text,
-                AlertReason.RESTART_BUDGET_SPENT,
-                {"restarts": len(memory.restarts_ms), "window_s": budget.window_s},
-            )
+        self._act(app.id, self._restart(app.id, restore_point(stats), why))
+
+    async def _free_slots(self, cluster: Cluster) -> int | None:
+        described = await target_for(self.ctx, cluster).describe()
+        free = described.get("slots_available")
+        return free if isinstance(free, int) and described.get("reachable") else None
+
+    @staticmethod
+    async def _failed_for_resources(rest: tuple[FlinkClient, str] | None) -> bool:
+        """Whether Flink's exceptions say the job failed for want of slots (unknown: it did not)."""
+        if rest is None:
+            return False
+        try:
+            found = await rest[0].exceptions(rest[1])
+        except FlinkError:
+            return False
+        return bool(found) and lacks_resources(f"{found[0].get('message', '')}\n{found[0].get('stacktrace', '')}")
 
     async def _note(self, app: App, text: str) -> None:
         async with self.ctx.sessions() as s, s.begin():

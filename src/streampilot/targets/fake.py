@@ -32,6 +32,9 @@ class FakeJob:
     restored_from: str | None = None
 
 
+FAKE_SLOTS = 16
+
+
 @dataclass
 class FakeFleet:
     """The fake clusters' shared state: their jobs, and the switches a test flips."""
@@ -148,7 +151,13 @@ class FakeTarget:
         return None
 
     async def describe(self) -> dict[str, Any]:
-        return {"reachable": not self.fleet.unavailable, "jobs": len(self.fleet.jobs)}
+        free = FAKE_SLOTS if self.fleet.slots_free else 0
+        return {
+            "reachable": not self.fleet.unavailable,
+            "jobs": len(self.fleet.jobs),
+            "slots_total": FAKE_SLOTS,
+            "slots_available": free,
+        }
 
     async def start_cluster(self, timeout_s: float) -> str:
         return "exists"

@@ -1,0 +1,69 @@
+"""Auto-restart after FAILED: a growing backoff, no resubmission while the cluster lacks the slots
+the job needs, and a budget spent on the job's own failures only (fake Target, no Flink)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from streampilot.domain.apps import AppKind, AppSpec, AutoRestart
+from streampilot.services.platform import Platform
+from streampilot.targets.fake import FakeFleet
+from tests.helpers import DATAGEN_SQL
+from tests.services.conftest import finished
+
+
+async def crashing_app(platform: Platform, cluster_id: int, fleet: FakeFleet, max_restarts: int) -> int:
+    budget = AutoRestart(max_restarts=max_restarts, window_s=3600, initial_backoff_s=0.2, multiplier=2, jitter=0)
+    spec = AppSpec(kind=AppKind.SQL, sql=DATAGEN_SQL, auto_restart=budget)
+    app = await platform.apps.create("crashy", cluster_id, spec)
+    fleet.fail_at_start = True
+    await finished(platform, (await platform.lifecycle.start(app.id)).id)
+    return app.id
+
+
+async def drive(platform: Platform, fleet: FakeFleet, seconds: float) -> list[float]:
+    """Run the tracker and the policies for a while; the times at which jobs were submitted."""
+    launched, seen = [], len(fleet.launches)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await platform.tracker.run_once()
+        await platform.policies.run_once()
+        if len(fleet.launches) > seen:
+            launched.extend([time.monotonic()] * (len(fleet.launches) - seen))
+            seen = len(fleet.launches)
+        await asyncio.sleep(0.02)
+    return launched
+
+
+async def details(platform: Platform, app_id: int) -> list[str]:
+    return [e.detail for e in await platform.apps.events(app_id, 500)]
+
+
+async def test_restarts_back_off_then_the_budget_is_spent(
+    platform: Platform, cluster_id: int, fleet: FakeFleet
+) -> None:
+    app_id = await crashing_app(platform, cluster_id, fleet, max_restarts=3)
+    launched = await drive(platform, fleet, 3.0)
+    assert len(launched) == 3, launched  # the budget: 3, each after a longer wait than the one before
+    gaps = [b - a for a, b in itertools.pairwise(launched)]
+    assert gaps[0] >= 0.4 - 0.05 and gaps[1] >= 0.8 - 0.05, gaps  # 0.2 s, then 0.4 s, then 0.8 s
+    said = await details(platform, app_id)
+    assert any("auto-restart in 0.2 s (backoff)" in d for d in said), said
+    assert any("auto-restart in 0.8 s (backoff)" in d for d in said), said
+    assert any("auto-restart budget spent: 3 restarts" in d for d in said), said
+    assert (await platform.apps.get(app_id)).state == "FAILED"
+
+
+async def test_no_restart_while_the_cluster_lacks_slots_and_none_is_spent(
+    platform: Platform, cluster_id: int, fleet: FakeFleet
+) -> None:
+    app_id = await crashing_app(platform, cluster_id, fleet, max_restarts=1)
+    fleet.slots_free = False
+    assert await drive(platform, fleet, 1.0) == []  # due after 0.2 s, but no slot is free
+    said = await details(platform, app_id)
+    waits = [d for d in said if d.startswith("waiting to restart: the job needs 1 free slot(s)")]
+    assert len(waits) == 1, said  # said once per wait, not every pass
+    fleet.slots_free = True
+    assert len(await drive(platform, fleet, 0.5)) == 1  # slots again: the one restart of the budget
