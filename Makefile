@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint compile bench bench-fleet bench-policy bench-console clean
+.PHONY: run test lint compile bench bench-fleet bench-policy bench-console soak clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-policy: $(VENV)/.dev-installed
 
 bench-console: $(VENV)/.dev-installed
 	$(PY) -m bench.console
+
+soak: $(VENV)/.dev-installed web/node_modules/.installed compile
+	$(PY) -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .streampilot .pytest_cache .mypy_cache

@@ -265,6 +265,15 @@ class FlinkClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise FlinkUnavailable(f"/overview answered without the expected fields: {exc}") from exc
 
+    async def jobmanager_config(self) -> dict[str, str]:
+        """The JobManager's effective configuration (``/jobmanager/config``)."""
+        data = await self._request("GET", "/jobmanager/config")
+        return (
+            {str(e.get("key")): str(e.get("value")) for e in data if isinstance(e, dict)}
+            if isinstance(data, list)
+            else {}
+        )
+
     async def classpath(self) -> list[str]:
         """The JobManager's class path (``/jobmanager/environment``, Flink 1.17 and later)."""
         data = await self._request("GET", "/jobmanager/environment")

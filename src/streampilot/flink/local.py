@@ -168,9 +168,15 @@ class LocalCluster:
             return
         await self.stop()
         self.layout.write()
-        await self._script("jobmanager.sh", "start")
-        for _ in range(self.layout.taskmanagers):
-            await self.start_taskmanager()
+
+        # TaskManagers retry until their JobManager answers, so they start alongside it (each script
+        # runs a JVM of its own to size memory: seconds apiece). TaskManagers one after another: the
+        # daemon script numbers their log files by counting those already started.
+        async def taskmanagers() -> None:
+            for _ in range(self.layout.taskmanagers):
+                await self.start_taskmanager()
+
+        await asyncio.gather(self._script("jobmanager.sh", "start"), taskmanagers())
         await self.wait_ready(timeout_s)
 
     async def start_taskmanager(self) -> None:

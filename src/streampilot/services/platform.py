@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from streampilot.domain.apps import AppKind, AppSpec, Checkpointing
-from streampilot.flink.launch import RunnerBuilder
+from streampilot.flink.launch import LaunchError, RunnerBuilder
 from streampilot.services.accounts import AccountService
 from streampilot.services.apps import AppService
 from streampilot.services.channels import ChannelService
@@ -18,6 +18,7 @@ from streampilot.services.context import Context
 from streampilot.services.dispatch import Dispatcher
 from streampilot.services.errors import ServiceError
 from streampilot.services.explain import Explainer
+from streampilot.services.homes import home_info
 from streampilot.services.jars import JarService
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
@@ -159,12 +160,21 @@ class Platform:
         """Start the local clusters (and the example app on a first start) without holding up the API:
         each cluster shows STARTING until it is ready."""
 
+        async def build_runner() -> None:
+            try:  # built once per Flink version, while the cluster starts: a first create need not wait
+                await self.ctx.runners.sql_runner(await home_info(self.ctx, None))
+            except (ServiceError, LaunchError) as exc:
+                log.warning("the SQL runner could not be built ahead: %s", exc)
+
         async def bring_up() -> None:
+            runner = asyncio.create_task(build_runner(), name="sql-runner")
             try:
                 started = await self.start_local_clusters(create_default=True)
             except ServiceError as exc:
                 log.error("the local Flink cluster did not start: %s", exc)
                 return
+            finally:
+                await runner
             if example and started:
                 op = await self.create_example(started[0].id)
                 if op is not None:

@@ -91,7 +91,7 @@ class PolicyLoop:
         return self._specs[key]
 
     async def run_once(self) -> None:
-        watched = [s.value for s in ACTIVE_STATES] + [AppState.FAILED.value]
+        watched = [s.value for s in ACTIVE_STATES] + [AppState.FAILED.value, AppState.LOST.value]
         async with self.ctx.sessions() as s:
             rows = (
                 await s.execute(
@@ -111,11 +111,11 @@ class PolicyLoop:
             return
         memory = PolicyMemory.load(app.policy_state)
         before = memory.dump()
-        if app.state != AppState.FAILED.value and memory.next_restart_ms is not None:
+        if app.state not in (AppState.FAILED.value, AppState.LOST.value) and memory.next_restart_ms is not None:
             memory.next_restart_ms, memory.waiting_noted = None, False  # running again: no restart pending
         try:
             rest = target_for(self.ctx, cluster).flink_api(app.job_id) if app.job_id else None
-            if app.state == AppState.FAILED.value:
+            if app.state == AppState.FAILED.value or await self._lost_for_good(app, cluster):
                 stats = None
                 if spec.auto_restart is not None and rest is not None:
                     try:  # the failed job's own last checkpoint: newer than what the details loop recorded
@@ -229,6 +229,29 @@ class PolicyLoop:
             n = len(memory.restarts_ms)
             why = f"auto-restart {n} of {budget.max_restarts} within {budget.window_s:g} s after the job FAILED"
         self._act(app.id, self._restart(app.id, restore_point(stats), why))
+
+    async def _lost_for_good(self, app: App, cluster: Cluster) -> bool:
+        """LOST because the cluster answered without the job (not because it did not answer), on a
+        standalone cluster without high availability: the JobManager restarted and the job is gone
+        for good, so auto-restart treats it like a failure. With HA it may still come back: never
+        restarted then, so there is never a second job."""
+        if (
+            app.state != AppState.LOST.value
+            or app.unconfirmed_since is not None
+            or cluster.kind
+            not in (
+                "local",
+                "standalone",
+            )
+        ):
+            return False
+        client = self.ctx.client(cluster)
+        try:
+            config = await client.jobmanager_config()
+        except FlinkError:
+            return False
+        ha = config.get("high-availability.type", config.get("high-availability", "NONE"))
+        return ha.upper() in ("NONE", "")
 
     async def _free_slots(self, cluster: Cluster) -> int | None:
         described = await target_for(self.ctx, cluster).describe()

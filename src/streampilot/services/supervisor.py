@@ -89,6 +89,9 @@ class Supervisor:
         if not jobmanagers:
             was = ", ".join(str(p) for p in before.get("jobmanager", [])) or "?"
             if await self._spend(cluster, state, f"the JobManager (pid {was}) is gone"):
+                # Without their JobManager (no HA) the TaskManagers hold nothing worth a graceful stop,
+                # which can take them 20 s: they go at once and the cluster starts afresh.
+                await asyncio.to_thread(local.kill, "taskmanager")
                 await local.start(self.ctx.settings.flink.local_ready_timeout_s)
                 await self._restarted(cluster, state, local, "JobManager and TaskManagers started again")
             return
