@@ -25,6 +25,7 @@ class PolicyMemory:
     attempts_ms: list[int] = field(default_factory=list)  # every auto-restart (also after a lack of slots)
     next_restart_ms: int | None = None  # a FAILED app's next auto-restart is due then (backoff)
     for_resources: bool = False  # the failure was Flink not finding slots: it does not spend the budget
+    judged_job_id: str | None = None  # the failed job for_resources was read for (read once per job)
     waiting_noted: bool = False  # "waiting for free slots" said once per wait
 
     @classmethod
@@ -41,6 +42,7 @@ class PolicyMemory:
             attempts_ms=[int(t) for t in raw.get("attempts_ms", [])],
             next_restart_ms=raw.get("next_restart_ms"),
             for_resources=bool(raw.get("for_resources", False)),
+            judged_job_id=raw.get("judged_job_id"),
             waiting_noted=bool(raw.get("waiting_noted", False)),
         )
 
@@ -56,6 +58,7 @@ class PolicyMemory:
             "attempts_ms": self.attempts_ms,
             "next_restart_ms": self.next_restart_ms,
             "for_resources": self.for_resources,
+            "judged_job_id": self.judged_job_id,
             "waiting_noted": self.waiting_noted,
         }
 

@@ -190,7 +190,9 @@ class PolicyLoop:
         now = now_ms()
         window_ms = int(budget.window_s * 1000)
         if memory.next_restart_ms is None:
-            memory.for_resources = await self._failed_for_resources(rest)
+            if memory.judged_job_id != app.job_id:  # Flink's exceptions are read once per failed job
+                memory.for_resources = await self._failed_for_resources(rest)
+                memory.judged_job_id = app.job_id
             if not memory.for_resources and not restart_allowed(memory, budget, now):
                 if not memory.budget_spent_noted:
                     memory.budget_spent_noted = True
