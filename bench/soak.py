@@ -426,13 +426,16 @@ def main() -> None:
     db_url = args.database_url
     tmp = tempfile.mkdtemp(prefix="soak-")
     print(f"soak directory: {tmp}")
-    if db_url and db_url.startswith("postgresql") and db_url.endswith("/soak"):
+    fresh = bool(db_url and db_url.startswith("postgresql") and db_url.endswith("/soak"))
+    if fresh and db_url:
         db_url = _fresh_pg_database(db_url)
     soak = Soak(Path(tmp), seed, args.minutes * 60, (low, high), args.apps, db_url)
     try:
         code = soak.run()
     finally:
         soak.tear_down()
+        if fresh and db_url:
+            _drop_pg_database(db_url)
         print(f"(seed {seed}; replay with --seed {seed})")
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -455,6 +458,21 @@ def _fresh_pg_database(url: str) -> str:
 
     asyncio.run(create())
     return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg_database(url: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(url.rsplit("/", 1)[0].replace("postgresql://", "postgres://") + "/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 if __name__ == "__main__":
