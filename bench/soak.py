@@ -393,23 +393,28 @@ def _all_tasks_running(job: dict[str, Any]) -> bool:
     return total > 0 and int(tasks.get("running", 0)) + int(tasks.get("finished", 0)) == total
 
 
-def _terminate_connections(db_url: str) -> None:
+def _pg_admin(url: str, sql: str, *args: str) -> None:
+    """One statement on the server of ``url``, run from its ``postgres`` database."""
     import asyncio
 
     import asyncpg
 
-    async def terminate() -> None:
-        database = db_url.rsplit("/", 1)[1]
-        conn = await asyncpg.connect(db_url.rsplit("/", 1)[0].replace("postgresql://", "postgres://") + "/postgres")
+    async def run() -> None:
+        conn = await asyncpg.connect(url.rsplit("/", 1)[0].replace("postgresql://", "postgres://") + "/postgres")
         try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database,
-            )
+            await conn.execute(sql, *args)
         finally:
             await conn.close()
 
-    asyncio.run(terminate())
+    asyncio.run(run())
+
+
+def _terminate_connections(db_url: str) -> None:
+    _pg_admin(
+        db_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        db_url.rsplit("/", 1)[1],
+    )
 
 
 def main() -> None:
@@ -443,36 +448,13 @@ def main() -> None:
 
 
 def _fresh_pg_database(url: str) -> str:
-    import asyncio
-
-    import asyncpg
-
     name = f"soak_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(url.rsplit("/", 1)[0].replace("postgresql://", "postgres://") + "/postgres")
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
+    _pg_admin(url, f'CREATE DATABASE "{name}"')
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def _drop_pg_database(url: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(url.rsplit("/", 1)[0].replace("postgresql://", "postgres://") + "/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    _pg_admin(url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
