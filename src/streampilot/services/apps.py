@@ -17,7 +17,7 @@ from streampilot.flink.client import FlinkClient
 from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound
-from streampilot.services.jars import JarService
+from streampilot.services.jars import JarService, dependency_jars
 from streampilot.services.statewriter import record_event
 from streampilot.services.submissions import (
     check_jar_entry,
@@ -131,11 +131,10 @@ class AppService:
                 problems.append(FieldProblem("jar_id", f"no uploaded jar with id {spec.jar_id}; upload it first"))
             except SpecError as exc:
                 problems.extend(exc.problems)
-        for dep in spec.dependency_jar_ids:
-            try:
-                await JarService(self.ctx).get(dep)
-            except NotFound:
-                problems.append(FieldProblem("dependency_jar_ids", f"no uploaded jar with id {dep}; upload it first"))
+        try:
+            await dependency_jars(self.ctx, spec.dependency_jar_ids)  # one query; the same check as submission
+        except SpecError as exc:
+            problems.extend(exc.problems)
         if spec.alert_channel_ids:
             async with self.ctx.sessions() as s:
                 known = set(

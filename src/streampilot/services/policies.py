@@ -49,6 +49,9 @@ log = logging.getLogger("streampilot.policies")
 KEEP_FAILURES_MS = 24 * 3600 * 1000
 
 
+HA_CHECK_EVERY_S = 60.0
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -77,6 +80,8 @@ class PolicyLoop:
     actions: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     reactions_ms: list[int] = field(default_factory=list)  # breach failure time -> restart submitted
     _specs: dict[tuple[int, int], AppSpec] = field(default_factory=dict)
+    # Whether a cluster runs without HA, and when that was read (its /jobmanager/config, not every pass).
+    _without_ha: dict[int, tuple[bool, float]] = field(default_factory=dict)
 
     async def _spec(self, app_id: int, version: int) -> AppSpec:
         key = (app_id, version)
@@ -247,13 +252,17 @@ class PolicyLoop:
             )
         ):
             return False
-        client = self.ctx.client(cluster)
+        known = self._without_ha.get(cluster.id)
+        if known is not None and time.monotonic() - known[1] < HA_CHECK_EVERY_S:
+            return known[0]
         try:
-            config = await client.jobmanager_config()
+            config = await self.ctx.client(cluster).jobmanager_config()
         except FlinkError:
             return False
         ha = config.get("high-availability.type", config.get("high-availability", "NONE"))
-        return ha.upper() in ("NONE", "")
+        without = ha.upper() in ("NONE", "")
+        self._without_ha[cluster.id] = (without, time.monotonic())
+        return without
 
     async def _free_slots(self, cluster: Cluster) -> int | None:
         described = await target_for(self.ctx, cluster).describe()
