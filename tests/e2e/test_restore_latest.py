@@ -41,9 +41,14 @@ async def test_restore_latest_finds_the_checkpoint_written_while_the_platform_wa
 
     await platform.stop_loops()  # the platform is down: nothing records what Flink does now
     rest = flink_cluster.layout.rest_url
-    for _ in range(100):  # Flink completes newer checkpoints and subsumes the recorded one
+    savepoint_written = Path(urlparse(savepoint).path, "_metadata").stat().st_mtime
+    job_dir = Path(urlparse(recorded).path).parent
+    for _ in range(
+        100
+    ):  # Flink completes newer checkpoints (newer than the savepoint too) and subsumes the recorded one
         latest = httpx.get(f"{rest}/jobs/{job}/checkpoints").json()["latest"]["completed"]
-        if latest["external_path"] != recorded and not Path(urlparse(recorded).path, "_metadata").exists():
+        newer = [c for c in job_dir.glob("chk-*/_metadata") if c.stat().st_mtime > savepoint_written]
+        if newer and latest["external_path"] != recorded and not Path(urlparse(recorded).path, "_metadata").exists():
             break
         await asyncio.sleep(0.2)
     else:
@@ -54,7 +59,6 @@ async def test_restore_latest_finds_the_checkpoint_written_while_the_platform_wa
             break
         await asyncio.sleep(0.1)
     # The truth is on storage (Flink's REST statistics are cached and may lag by a checkpoint or two).
-    job_dir = Path(urlparse(recorded).path).parent
     retained = [c for c in job_dir.glob("chk-*") if (c / "_metadata").exists()]
     newest_on_disk = f"file:{max(retained, key=lambda c: int(c.name.removeprefix('chk-')))}"
     platform.start_loops()  # back up
