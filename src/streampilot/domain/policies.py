@@ -27,6 +27,9 @@ class PolicyMemory:
     for_resources: bool = False  # the failure was Flink not finding slots: it does not spend the budget
     judged_job_id: str | None = None  # the failed job for_resources was read for (read once per job)
     waiting_noted: bool = False  # "waiting for free slots" said once per wait
+    policy_restarts_ms: list[int] = field(default_factory=list)  # restarts for checkpoint failures or stalls
+    # A policy restart deferred by backoff: {"job_id", "due_ms", "why", "breached_at_ms"}.
+    pending_restart: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, raw: dict[str, Any] | None) -> PolicyMemory:
@@ -44,6 +47,8 @@ class PolicyMemory:
             for_resources=bool(raw.get("for_resources", False)),
             judged_job_id=raw.get("judged_job_id"),
             waiting_noted=bool(raw.get("waiting_noted", False)),
+            policy_restarts_ms=[int(t) for t in raw.get("policy_restarts_ms", [])],
+            pending_restart=raw.get("pending_restart"),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -60,6 +65,8 @@ class PolicyMemory:
             "for_resources": self.for_resources,
             "judged_job_id": self.judged_job_id,
             "waiting_noted": self.waiting_noted,
+            "policy_restarts_ms": self.policy_restarts_ms,
+            "pending_restart": self.pending_restart,
         }
 
 
@@ -114,6 +121,21 @@ def backoff_ms(budget: AutoRestart, attempts: int, draw: float) -> int:
     jitter (``draw`` in [0, 1) spreads apps that failed together, e.g. when a TaskManager died)."""
     base = min(budget.max_backoff_s, budget.initial_backoff_s * budget.multiplier ** min(attempts, 64))
     return int(base * (1 + budget.jitter * (2 * draw - 1)) * 1000)
+
+
+# Policy restarts (checkpoint failures, stalls) back off like auto-restarts; with no auto_restart
+# settings of its own an app gets these. Restarts older than the window no longer lengthen the wait.
+POLICY_BACKOFF = AutoRestart(max_restarts=0, window_s=3600)
+
+
+def policy_restart_due(memory: PolicyMemory, backoff: AutoRestart, now_ms: int, draw: float) -> int:
+    """When the next policy restart may happen: at once for the first within the window, else the
+    backoff after the previous one (1 s, 2 s, 4 s ... by default), so a job whose checkpoints keep
+    failing right after each restart is not restarted in a storm."""
+    memory.policy_restarts_ms = [t for t in memory.policy_restarts_ms if t >= now_ms - int(backoff.window_s * 1000)]
+    if not memory.policy_restarts_ms:
+        return now_ms
+    return memory.policy_restarts_ms[-1] + backoff_ms(backoff, len(memory.policy_restarts_ms) - 1, draw)
 
 
 # How Flink says a job failed for want of slots, not for anything in the job itself (Flink:

@@ -4,6 +4,8 @@ Per pass, for every app whose running version has a policy:
 - checkpoint failures: distinct failed checkpoint ids in the window (Flink's history plus
   ``latest.failed``) reaching N → restart from the last completed checkpoint, or alert; once per breach;
 - checkpoint stall: no completed checkpoint for ``after_s`` → alert (optionally restart); once per stall;
+- these policy restarts back off: the first within the hour at once, each further one the app's
+  auto-restart backoff (or 1 s, 2 s, 4 s ... up to 300 s) after the previous one;
 - auto-restart: a FAILED app the user wants running is started again from its latest checkpoint or
   savepoint, at most ``max_restarts`` times per window; then it is left FAILED, and we say so.
 Actions run as background tasks, one at a time per app, through the lifecycle's operation slot, so
@@ -24,12 +26,14 @@ import sqlalchemy as sa
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.apps import AppSpec
 from streampilot.domain.policies import (
+    POLICY_BACKOFF,
     PolicyMemory,
     acted,
     backoff_ms,
     checkpoint_breach,
     lacks_resources,
     note_failures,
+    policy_restart_due,
     restart_allowed,
     stalled,
 )
@@ -150,6 +154,17 @@ class PolicyLoop:
                 )
             memory.expect_restore = None
         note_failures(memory, app.job_id, failures_of(stats), now, KEEP_FAILURES_MS)
+        pending = memory.pending_restart
+        if pending is not None and pending.get("job_id") != app.job_id:
+            memory.pending_restart = None  # the job was replaced meanwhile: that restart is moot
+        elif pending is not None and now >= int(pending["due_ms"]):
+            memory.pending_restart = None
+            memory.policy_restarts_ms.append(now)
+            why, breached_at = str(pending["why"]), pending.get("breached_at")
+            self._act(app.id, self._restart(app.id, restore_point(stats), why, breached_at))
+            return
+        if memory.pending_restart is not None:
+            return  # a restart is due for this job already: further failures neither fire nor alert again
         policy = spec.checkpoint_failure_policy
         if policy is not None:
             breach = checkpoint_breach(memory, policy, now)
@@ -165,7 +180,7 @@ class PolicyLoop:
                 await self._event(app, text, AlertReason.CHECKPOINT_FAILURES, facts)
                 if policy.action == "restart":
                     nth = sorted(memory.failed[c] for c in breach.checkpoint_ids)[-1]
-                    self._act(app.id, self._restart(app.id, last_good, text, breached_at_ms=nth))
+                    await self._policy_restart(app, spec, memory, last_good, text, breached_at_ms=nth)
         stall = spec.checkpoint_stall
         if stall is not None and spec.checkpointing.interval_s is not None and app.state == AppState.RUNNING.value:
             last = stats.latest_completed.latest_ack_ms if stats.latest_completed else None
@@ -175,8 +190,35 @@ class PolicyLoop:
                 text = f"no completed checkpoint for {stall.after_s:g} s"
                 await self._event(app, text, AlertReason.CHECKPOINT_STALLED, {"after_s": stall.after_s})
                 if stall.restart:
-                    path = stats.latest_completed.external_path if stats.latest_completed else None
-                    self._act(app.id, self._restart(app.id, path, f"checkpoint stall ({text})"))
+                    await self._policy_restart(app, spec, memory, restore_point(stats), f"checkpoint stall ({text})")
+
+    async def _policy_restart(
+        self,
+        app: App,
+        spec: AppSpec,
+        memory: PolicyMemory,
+        restore: str | None,
+        why: str,
+        breached_at_ms: int | None = None,
+    ) -> None:
+        """Restart now, or when the backoff after the previous policy restarts has passed (the restore
+        point is read again then: it may be newer)."""
+        now = now_ms()
+        backoff = spec.auto_restart or POLICY_BACKOFF
+        due = policy_restart_due(memory, backoff, now, random.random())
+        if due <= now:
+            memory.pending_restart = None
+            memory.policy_restarts_ms.append(now)
+            self._act(app.id, self._restart(app.id, restore, why, breached_at_ms))
+            return
+        if memory.pending_restart is None:
+            memory.pending_restart = {"job_id": app.job_id, "due_ms": due, "why": why, "breached_at": breached_at_ms}
+            recent, wait_ms = len(memory.policy_restarts_ms), due - memory.policy_restarts_ms[-1]
+            await self._note(
+                app,
+                f"restart by policy in {(due - now) / 1000:.1f} s, {wait_ms / 1000:.1f} s after the previous one "
+                f"(backoff after {recent} policy restart(s) within {backoff.window_s:g} s): {why}",
+            )
 
     async def _auto_restart(
         self,
