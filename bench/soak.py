@@ -11,10 +11,14 @@ chosen by a seeded random generator (the seed is printed; ``--seed`` replays a r
   then starts it again with ``restore: latest``, as a user would);
 - ``platform``: SIGKILL of the streampilot server, started again at once (it adopts what runs);
 - ``savepoint_cycle``: stop with savepoint, start with ``restore: latest`` (must restore that savepoint);
-- ``db_connections`` (PostgreSQL only): every connection of the platform to its database terminated.
+- ``db_connections`` (PostgreSQL only, else not chosen): every connection of the platform to its database terminated;
+- ``rest_faults``: half the apps run on a second cluster, registered as a standalone cluster whose
+  REST URL is a fault proxy in front of the same JobManager; for 3-8 s every request through it is
+  answered 500, never answered, reset, cut in half or slowed down (shorter than the grace period after
+  which an unknown job becomes LOST: an error is unknown, never absent).
 
 Checked every half second, each a violation when broken:
-- at most one live job per app on the cluster;
+- at most one live job per app on the JobManager;
 - never FAILED or LOST while Flink runs the app's job with all its tasks (for longer than 2 s);
 - every app meant to run is RUNNING again within 60 s of each fault;
 - no invisible job: every live job on the cluster is an app's current job (for longer than 2 s);
@@ -28,6 +32,7 @@ exits 1 on any violation.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import shutil
@@ -36,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -44,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.faultproxy import FaultProxy
 
 from streampilot.flink.local import free_port
 
@@ -55,6 +62,16 @@ CONVERGE_S = 60.0
 API_SLOW_S = 5.0
 PERSIST_S = 2.0  # a discrepancy shorter than this is observation lag, not a lie
 SETTLE_S = 8.0  # Flink notices a lost TaskManager after its heartbeat timeout (5 s on local clusters)
+FAULT_KINDS = (
+    "taskmanager",
+    "jobmanager",
+    "flink_cancel",
+    "platform",
+    "savepoint_cycle",
+    "rest_faults",
+    "db_connections",
+)
+REST_FAULTS = ("error500", "hang", "reset", "truncate", "slow")
 LIVE = ("CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING", "CANCELLING", "SUSPENDED", "RECONCILING")
 
 
@@ -74,6 +91,7 @@ class Soak:
     gap: tuple[float, float]
     apps: int
     db_url: str | None
+    kinds: list[str] = field(default_factory=lambda: list(FAULT_KINDS))
     rng: random.Random = field(init=False)
     port: int = field(default_factory=free_port)
     server: subprocess.Popen[bytes] | None = None
@@ -89,6 +107,8 @@ class Soak:
     started: float = field(default_factory=time.monotonic)
     # Set-up is not measured: creating the apps plans each script on a JobManager whose JVM is cold.
     measuring: bool = False
+    proxy: FaultProxy | None = None
+    proxy_loop: asyncio.AbstractEventLoop | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -171,13 +191,14 @@ class Soak:
             time.sleep(0.5)
         else:
             raise SystemExit("the local Flink cluster did not start within 180 s")
-        cluster_id = clusters[0]["id"]
+        local_id = clusters[0]["id"]
+        proxied_id = self.start_proxy()
         for i in range(self.apps):
             name = f"soak-{i}"
             body = {
                 "name": name,
                 "kind": "sql",
-                "cluster_id": cluster_id,
+                "cluster_id": proxied_id if i % 2 else local_id,
                 "sql": APP_SQL,
                 "checkpointing": {"interval_s": 2},
                 "restart_strategy": {"type": "fixed-delay", "attempts": 1000, "delay_s": 1},
@@ -187,6 +208,18 @@ class Soak:
             self.app_ids[name] = app["id"]
             self.api("POST", f"/apps/{app['id']}/start", json={})
         self.wait_converged(Fault("set-up", time.monotonic(), "apps started"), timeout=120)
+
+    def start_proxy(self) -> int:
+        """A fault proxy in front of the local JobManager's REST API (its own event loop, in a thread),
+        registered as a standalone cluster; returns that cluster's id."""
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="fault-proxy", daemon=True).start()
+        self.proxy, self.proxy_loop = FaultProxy(self.rest_url), loop
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), loop).result(timeout=10)
+        cluster = self.api(
+            "POST", "/clusters", json={"name": "proxied", "kind": "standalone", "rest_url": self.proxy.url}
+        )
+        return int(cluster["id"])
 
     # ---- observation -----------------------------------------------------------------------------
     def violate(self, invariant: str, detail: str) -> None:
@@ -279,6 +312,18 @@ class Soak:
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
             return Fault(kind, now, f"SIGKILL of pid {', '.join(map(str, pids)) or '(none running)'}")
+        if kind == "rest_faults":
+            assert self.proxy is not None
+            mode, hold = self.rng.choice(REST_FAULTS), self.rng.uniform(3, 8)
+            self.proxy.slow_s = self.rng.uniform(0.5, 3)
+            self.proxy.mode = mode
+            until = time.monotonic() + hold
+            while time.monotonic() < until:
+                self.check()
+                time.sleep(0.5)
+            self.proxy.mode = "ok"
+            slow = f" ({self.proxy.slow_s:.1f} s each)" if mode == "slow" else ""
+            return Fault(kind, now, f"every REST call to cluster 'proxied' {mode}{slow} for {hold:.1f} s")
         if kind == "platform":
             self.kill_server()
             self.start_server()
@@ -329,9 +374,7 @@ class Soak:
         return False
 
     def run(self) -> int:
-        kinds = ["taskmanager", "jobmanager", "flink_cancel", "platform", "savepoint_cycle"]
-        if self.db_url and self.db_url.startswith("postgresql"):
-            kinds.append("db_connections")
+        kinds = [k for k in self.kinds if k != "db_connections" or (self.db_url or "").startswith("postgresql")]
         print(f"soak: seed {self.seed}, {self.duration_s / 60:g} min, {self.apps} apps, faults {', '.join(kinds)}")
         self.set_up()
         self.measuring = True
@@ -379,6 +422,9 @@ class Soak:
         return 1 if self.violations else 0
 
     def tear_down(self) -> None:
+        if self.proxy is not None and self.proxy_loop is not None:
+            asyncio.run_coroutine_threadsafe(self.proxy.stop(), self.proxy_loop).result(timeout=10)
+            self.proxy_loop.call_soon_threadsafe(self.proxy_loop.stop)
         if self.server is not None:
             self.server.send_signal(signal.SIGINT)
             try:
@@ -423,18 +469,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--gap", default="20,40", help="seconds between faults: min,max")
     parser.add_argument("--apps", type=int, default=4)
+    parser.add_argument("--faults", default=",".join(FAULT_KINDS), help="the kinds of fault to choose from")
     parser.add_argument("--keep", action="store_true", help="keep the soak's directory (logs) afterwards")
     parser.add_argument("--database-url", default=None, help="e.g. postgresql://127.0.0.1:5432/soak (default SQLite)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     low, high = (float(x) for x in args.gap.split(","))
+    kinds = [k.strip() for k in args.faults.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown or not kinds:
+        parser.error(
+            f"unknown fault kind(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(FAULT_KINDS)}"
+        )
     db_url = args.database_url
     tmp = tempfile.mkdtemp(prefix="soak-")
     print(f"soak directory: {tmp}")
     fresh = bool(db_url and db_url.startswith("postgresql") and db_url.endswith("/soak"))
     if fresh and db_url:
         db_url = _fresh_pg_database(db_url)
-    soak = Soak(Path(tmp), seed, args.minutes * 60, (low, high), args.apps, db_url)
+    soak = Soak(Path(tmp), seed, args.minutes * 60, (low, high), args.apps, db_url, kinds)
     try:
         code = soak.run()
     finally:
