@@ -4,6 +4,15 @@ It serves the parts streampilot uses, over real HTTP: namespaces, the Flink Kube
 custom resources (create, get, list, merge-patch, delete, watch with resourceVersion and 410 Gone
 after compaction), label selectors, and fault injection (HTTP 500s, hanging answers, cut watch
 streams). Tests drive it like the operator would: ``set_status`` writes a resource's status.
+
+Like a real API server (Kubernetes docs: "Extend the Kubernetes API with CustomResourceDefinitions",
+"Finalizers", "Field validation"):
+- custom resources are checked against the operator's CRD schema (``crds``: a release under
+  ../shared/reference/): a value against it is 422 Invalid; an unknown field is 400 BadRequest with
+  ``fieldValidation=Strict`` and silently pruned without;
+- a CRD that is not installed (``snapshot_crd=False``: FlinkStateSnapshot) answers 404 for its kind;
+- a delete of an object with finalizers only sets ``metadata.deletionTimestamp``; the object goes when
+  its controller removed the last finalizer; a create of its name meanwhile is 409 AlreadyExists.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from streampilot.flink.local import free_port
+from tests.k8s.crds import KINDS, prune, schema_problems
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -48,7 +59,11 @@ class KubeEmulator:
         namespaces: tuple[str, ...] = ("default", "flink"),
         tls: tuple[Path, Path] | None = None,
         token: str | None = None,
+        crds: str | None = "release-1.15.0",
+        snapshot_crd: bool = True,
     ) -> None:
+        self.crds = crds
+        self.snapshot_crd = snapshot_crd
         self.namespaces = set(namespaces)
         self.tls = tls  # (certificate, key): serve HTTPS, as a real API server does
         self.token = token  # when set, a request without "Bearer <token>" gets 401
@@ -125,6 +140,10 @@ class KubeEmulator:
     async def set_status(self, plural: str, ns: str, name: str, status: dict[str, Any]) -> None:
         obj = self.objects[(plural, ns, name)]
         obj["status"] = merge_patch(obj.get("status") or {}, status)
+        if self.crds is not None and plural in KINDS:  # a /status update: the schema applies to it too
+            invalid, _ = schema_problems(self.crds, plural, obj)
+            assert not invalid, f"the stand-in wrote a status the API server refuses: {invalid}"
+            prune(self.crds, plural, obj)
         await self._record("MODIFIED", plural, ns, obj)
 
     async def put(self, plural: str, ns: str, obj: dict[str, Any]) -> None:
@@ -146,6 +165,50 @@ class KubeEmulator:
         ]
         for key in owned:
             await self.remove(*key)
+
+    async def remove_finalizer(self, plural: str, ns: str, name: str, finalizer: str) -> None:
+        """What a controller does when it has cleaned up: the object goes once none is left."""
+        obj = self.objects.get((plural, ns, name))
+        if obj is None:
+            return
+        left = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
+        obj["metadata"]["finalizers"] = left
+        if not left and obj["metadata"].get("deletionTimestamp"):
+            await self.remove(plural, ns, name)
+        else:
+            await self._record("MODIFIED", plural, ns, obj)
+
+    async def add_finalizer(self, plural: str, ns: str, name: str, finalizer: str) -> None:
+        obj = self.objects[(plural, ns, name)]
+        if finalizer not in (obj["metadata"].get("finalizers") or []):
+            obj["metadata"]["finalizers"] = [*(obj["metadata"].get("finalizers") or []), finalizer]
+            await self._record("MODIFIED", plural, ns, obj)
+
+    def _checked(self, plural: str, obj: dict[str, Any], request: Request) -> Response | None:
+        """The CRD's schema on a custom resource (None: accepted, unknown fields pruned unless Strict)."""
+        if self.crds is None or plural not in KINDS:
+            return None
+        # The operator's CRDs have the status subresource: the main resource's endpoints ignore status.
+        obj.pop("status", None)
+        invalid, unknown = schema_problems(self.crds, plural, obj)
+        name = obj.get("metadata", {}).get("name")
+        if invalid:
+            return _status(
+                422, "Invalid", f'{KINDS[plural]}.flink.apache.org "{name}" is invalid: {"; ".join(invalid)}'
+            )
+        if unknown and request.query_params.get("fieldValidation") == "Strict":
+            fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+            return _status(
+                400,
+                "BadRequest",
+                f"{KINDS[plural]} in version v1beta1 cannot be handled: strict decoding error: {fields}",
+            )
+        if unknown:
+            prune(self.crds, plural, obj)
+        return None
+
+    def _installed(self, plural: str) -> bool:
+        return plural != "flinkstatesnapshots" or self.snapshot_crd
 
     def compact(self) -> None:
         """Forget history: a watch from an older resourceVersion now gets 410 Gone."""
@@ -211,6 +274,8 @@ class KubeEmulator:
 
         @app.get(base)
         async def list_or_watch(group: str, version: str, ns: str, plural: str, request: Request) -> Response:
+            if not self._installed(plural):
+                return _status(404, "NotFound", "the server could not find the requested resource")
             q = request.query_params
             selector = q.get("labelSelector")
             if q.get("watch") in ("true", "1", "True"):
@@ -238,10 +303,15 @@ class KubeEmulator:
         async def create(group: str, version: str, ns: str, plural: str, request: Request) -> Response:
             if ns not in self.namespaces:
                 return _status(404, "NotFound", f'namespaces "{ns}" not found')
+            if not self._installed(plural):
+                return _status(404, "NotFound", "the server could not find the requested resource")
             obj = await request.json()
             name = obj["metadata"]["name"]
-            if (plural, ns, name) in self.objects:
+            if (plural, ns, name) in self.objects:  # also while it is being deleted (finalizers)
                 return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
+            refused = self._checked(plural, obj, request)
+            if refused is not None:
+                return refused
             obj["metadata"].update(namespace=ns, generation=1, uid=f"uid-{self.rv}")
             self.objects[(plural, ns, name)] = obj
             await self._record("ADDED", plural, ns, obj)
@@ -260,6 +330,15 @@ class KubeEmulator:
             if obj is None:
                 return _status(404, "NotFound", f'{plural} "{name}" not found')
             patched = merge_patch(obj, await request.json())
+            refused = self._checked(plural, patched, request)
+            if refused is not None:
+                return refused
+            if "status" in obj:
+                patched["status"] = obj["status"]
+            if patched["metadata"].get("deletionTimestamp") and not patched["metadata"].get("finalizers"):
+                self.objects[(plural, ns, name)] = patched
+                await self.remove(plural, ns, name)  # the last finalizer removed: the delete completes
+                return JSONResponse(patched)
             if patched.get("spec") != obj.get("spec"):
                 patched["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
             self.objects[(plural, ns, name)] = patched
@@ -268,8 +347,14 @@ class KubeEmulator:
 
         @app.delete(base + "/{name}")
         async def delete(group: str, version: str, ns: str, plural: str, name: str) -> Response:
-            if (plural, ns, name) not in self.objects:
+            obj = self.objects.get((plural, ns, name))
+            if obj is None:
                 return _status(404, "NotFound", f'{plural} "{name}" not found')
+            if obj["metadata"].get("finalizers"):
+                if not obj["metadata"].get("deletionTimestamp"):
+                    obj["metadata"]["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    await self._record("MODIFIED", plural, ns, obj)
+                return JSONResponse(obj)  # accepted: gone once its controller has cleaned up
             await self.remove(plural, ns, name)
             return JSONResponse({"kind": "Status", "status": "Success"})
 

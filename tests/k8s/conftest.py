@@ -17,6 +17,8 @@ from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
 
 NS = "flink"
+# A stock operator refuses savepoint and last-state upgrades without durable state storage.
+STATE_DIR = "s3://flink-state/streampilot"
 
 
 @pytest.fixture
@@ -46,7 +48,12 @@ async def add_cluster(
         json={
             "name": name,
             "kind": kind,
-            "options": {"kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")), "namespace": NS, **options},
+            "options": {
+                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+                "namespace": NS,
+                "state_dir": STATE_DIR,
+                **options,
+            },
         },
     )
     assert resp.status_code == 201, resp.text

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 from streampilot.flink.client import FlinkClient, FlinkError, JarRun
+from tests.k8s.operator_rules import deployment_refusal, session_job_refusal
 from tests.k8s_emulator import KubeEmulator
+
+VALIDATION_EXCEPTION = "org.apache.flink.kubernetes.operator.exception.ValidationException"
 
 
 def jobmanager_pod(deployment: str, pod: str, restarts: int = 0, ready: bool = True) -> dict[str, Any]:
@@ -42,8 +46,12 @@ class OperatorSimulator:
         flink: FlinkClient | None = None,
         jars: dict[str, Path] | None = None,
         mount_root: Path | None = None,
+        release: str = "release-1.13.0",
+        cleanup_delay_s: float = 0.3,
     ) -> None:
         self.kube = kube
+        self.release = release  # whose validator rules apply (operator_rules.py)
+        self.cleanup_delay_s = cleanup_delay_s  # how long tearing a job down takes before the finalizer goes
         self.deploy_delay_s = deploy_delay_s
         self.flink = flink
         self.jars = jars or {}
@@ -119,6 +127,13 @@ class OperatorSimulator:
             with contextlib.suppress(FlinkError):
                 await self.flink.cancel(job_id)
 
+    async def _tear_down(self, ns: str, name: str) -> None:
+        """The JobManager's Deployment and pods go."""
+        if ("deployments", ns, name) in self.kube.objects:
+            await self.kube.remove("deployments", ns, name)
+        for pod in [k for k in self.kube.objects if k[0] == "pods" and k[2].startswith(f"{name}-jm-")]:
+            await self.kube.remove(*pod)
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(0.05)
@@ -132,9 +147,43 @@ class OperatorSimulator:
         plural, ns, name = key
         if plural in ("deployments", "pods", "configmaps"):
             return  # the JobManager's Deployment and pods: written by this stand-in, not reconciled
+        # JOSDK registers the controller's finalizer (<plural>.<group>/finalizer) before the first reconcile
+        # and removes it once cleanup is done: until then a delete only marks the object.
+        finalizer = f"{plural}.flink.apache.org/finalizer"
+        if obj["metadata"].get("deletionTimestamp"):
+            self._busy.add(key)
+            try:
+                await self._cancel_real(key)
+                await self._tear_down(ns, name)
+                await asyncio.sleep(self.cleanup_delay_s)
+                self._reconciled.pop(key, None)
+                await self.kube.remove_finalizer(plural, ns, name, finalizer)
+            finally:
+                self._busy.discard(key)
+            return
+        if finalizer not in (obj["metadata"].get("finalizers") or []):
+            await self.kube.add_finalizer(plural, ns, name, finalizer)
         spec_job = (obj.get("spec") or {}).get("job") or {}
         status = obj.get("status") or {}
         generation = int(obj["metadata"].get("generation", 1))
+        # The controller validates every spec first (FlinkDeploymentController / FlinkSessionJobController
+        # -> DefaultValidator); a refused spec gets status.error and is not deployed
+        # (ReconciliationUtils.applyValidationErrorAndResetSpec), FAILED before a first deployment.
+        if status.get("observedGeneration") != generation:
+            if plural == "flinkdeployments":
+                refusal = deployment_refusal(obj)
+            else:
+                session = self.kube.get("flinkdeployments", ns, str((obj.get("spec") or {}).get("deploymentName")))
+                refusal = session_job_refusal(obj, session, release=self.release)
+            if refusal is not None:
+                error = json.dumps({"type": VALIDATION_EXCEPTION, "message": refusal, "throwableList": []})
+                if status.get("error") != error:
+                    never_deployed = key not in self._reconciled
+                    update: dict[str, Any] = {"error": error}
+                    if never_deployed:
+                        update["lifecycleState"] = "FAILED"
+                    await self.kube.set_status(plural, ns, name, update)
+                return
         if plural == "flinkdeployments" and "job" not in (obj.get("spec") or {}):
             if status.get("observedGeneration") != generation:  # a session cluster: JobManager only
                 await self.kube.set_status(
@@ -242,15 +291,14 @@ class OperatorSimulator:
                             "lifecycleState": "STABLE",
                             "jobManagerDeploymentStatus": "READY",
                             "jobStatus": {"state": "RUNNING", "jobId": job_id},
+                            "error": None,
                         },
                     )
                 return
             await self._cancel_real(key)  # suspended: the job stops
             if ("deployments", ns, name) in self.kube.objects:
                 self._reconciled.pop(key, None)  # not done: the next pass writes the suspended status
-                await self.kube.remove("deployments", ns, name)  # suspending tears the JobManager down first
-                for pod in [k for k in self.kube.objects if k[0] == "pods" and k[2].startswith(f"{name}-jm-")]:
-                    await self.kube.remove(*pod)
+                await self._tear_down(ns, name)  # suspending tears the JobManager down first
                 return
             if spec_job.get("upgradeMode") == "savepoint":
                 n = int(last.get("triggerNonce") or 0) + 1000

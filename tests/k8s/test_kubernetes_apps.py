@@ -14,7 +14,7 @@ from streampilot.domain.k8s import DEPLOYMENTS
 from streampilot.services.platform import Platform
 from streampilot.web.pages import COOKIE
 from tests.helpers import act, events, wait_app, wait_state
-from tests.k8s.conftest import NS, add_cluster, jar_app, jobmanager
+from tests.k8s.conftest import NS, STATE_DIR, add_cluster, jar_app, jobmanager
 from tests.k8s.operator_sim import OperatorSimulator, jobmanager_pod
 from tests.k8s_emulator import KubeEmulator
 
@@ -33,10 +33,21 @@ async def test_bad_kubernetes_settings_are_field_errors(
         assert resp.status_code == 422, resp.text
         return str(resp.json()["detail"][0]["field"])
 
-    assert await problem({"kubeconfig": str(tmp_path / "missing")}) == "options.kubeconfig"
-    assert await problem({"kubeconfig": kubeconfig, "namespace": "nowhere"}) == "options.namespace"
-    assert await problem({"kubeconfig": kubeconfig, "image": "Not An Image!"}) == "options.image"
-    assert await problem({"kubeconfig": kubeconfig, "taskmanager": {"memory": "lots"}}) == "options.taskmanager.memory"
+    state = {"state_dir": STATE_DIR}
+    assert await problem({"kubeconfig": str(tmp_path / "missing"), **state}) == "options.kubeconfig"
+    assert await problem({"kubeconfig": kubeconfig, "namespace": "nowhere", **state}) == "options.namespace"
+    assert await problem({"kubeconfig": kubeconfig, "image": "Not An Image!", **state}) == "options.image"
+    memory = {"kubeconfig": kubeconfig, "taskmanager": {"memory": "lots"}, **state}
+    assert await problem(memory) == "options.taskmanager.memory"
+    # What a stock operator would refuse is refused here, before anything is stored or created:
+    # no state storage for the default upgrade mode (savepoint) ...
+    assert await problem({"kubeconfig": kubeconfig}) == "options.state_dir"
+    assert await problem({"kubeconfig": kubeconfig, "state_dir": "/not/a/uri"}) == "options.state_dir"
+    only_checkpoints = {"execution.checkpointing.dir": "s3://b/chk"}
+    assert await problem({"kubeconfig": kubeconfig, "flink_configuration": only_checkpoints}) == "options.state_dir"
+    # ... and a flinkVersion outside the operator's enum (or one it no longer supports).
+    assert await problem({"kubeconfig": kubeconfig, "flink_version": "v9_9", **state}) == "options.flink_version"
+    assert await problem({"kubeconfig": kubeconfig, "flink_version": "1.14", **state}) == "options.flink_version"
     assert (await api.get("/api/v1/clusters")).json() == []
 
 
@@ -153,7 +164,11 @@ async def test_session_cluster_runs_apps_as_session_jobs(
     kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
     missing = await api.post(
         "/api/v1/clusters",
-        json={"name": "s", "kind": "kubernetes-session", "options": {"kubeconfig": kubeconfig, "namespace": NS}},
+        json={
+            "name": "s",
+            "kind": "kubernetes-session",
+            "options": {"kubeconfig": kubeconfig, "namespace": NS, "state_dir": STATE_DIR},
+        },
     )
     assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "options.session_name"
     resp = await api.post(
@@ -161,7 +176,12 @@ async def test_session_cluster_runs_apps_as_session_jobs(
         json={
             "name": "session",
             "kind": "kubernetes-session",
-            "options": {"kubeconfig": kubeconfig, "namespace": NS, "session_name": "shared-session"},
+            "options": {
+                "kubeconfig": kubeconfig,
+                "namespace": NS,
+                "session_name": "shared-session",
+                "upgrade_mode": "stateless",  # no state storage needed then
+            },
         },
     )
     assert resp.status_code == 201, resp.text
@@ -192,7 +212,11 @@ async def test_session_cluster_started_and_stopped_by_the_platform(
     assert started.json()["runtime"]["session"] == "READY"
     session = kube.get(DEPLOYMENTS, NS, "team-session")
     assert session is not None and "job" not in session["spec"]
-    assert session["spec"]["flinkConfiguration"] == {"taskmanager.numberOfTaskSlots": "4"}
+    assert session["spec"]["flinkConfiguration"] == {
+        "taskmanager.numberOfTaskSlots": "4",
+        "execution.checkpointing.dir": f"{STATE_DIR}/checkpoints",
+        "execution.checkpointing.savepoint-dir": f"{STATE_DIR}/savepoints",
+    }
 
     app_id = await jar_app(api, cluster, "on-the-session")
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202

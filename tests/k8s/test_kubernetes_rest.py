@@ -21,7 +21,7 @@ from streampilot.flink.local import LocalCluster
 from streampilot.services.platform import Platform
 from tests.faultproxy import FaultProxy
 from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state
-from tests.k8s.conftest import add_cluster, jar_app, tiny_jar
+from tests.k8s.conftest import STATE_DIR, add_cluster, jar_app, tiny_jar
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
 
@@ -55,7 +55,7 @@ async def test_rest_api_refines_the_operator_status_and_verifies_settings(
     jobs_jar: Path,
     tmp_path: Path,
 ) -> None:
-    cluster = await add_cluster(api, kube, tmp_path, rest_url_template=proxy.url)
+    cluster = await add_cluster(api, kube, tmp_path, rest_url_template=proxy.url, state_dir=f"file://{tmp_path}/state")
     platform.start_loops()
     app_id = await jar_app(
         api,
@@ -134,6 +134,7 @@ async def test_rest_url_template_is_checked(api: httpx.AsyncClient, kube: KubeEm
                 "options": {
                     "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
                     "namespace": "flink",
+                    "state_dir": STATE_DIR,
                     "rest_url_template": template,
                 },
             },
@@ -169,7 +170,9 @@ async def test_sql_app_runs_on_kubernetes_with_the_runner_jar_from_the_cli(
     assert b"SQL runner for Flink 2.3.0 written to" in out
     real_operator.jars[SQL_RUNNER] = runner
 
-    cluster = await add_cluster(api, kube, tmp_path, rest_url_template=flink_cluster.layout.rest_url)
+    cluster = await add_cluster(
+        api, kube, tmp_path, rest_url_template=flink_cluster.layout.rest_url, state_dir=f"file://{tmp_path}/state"
+    )
     platform.start_loops()
     resp = await api.post(
         "/api/v1/apps",
@@ -206,7 +209,12 @@ async def test_pyflink_app_runs_on_kubernetes_with_its_script_in_a_config_map(
     script = (Path(__file__).parents[1] / "e2e" / "jobs" / "tiny_pyflink.py").read_text()
     # The image's Python (here: ours, which has apache-flink) runs the script.
     cluster = await add_cluster(
-        api, kube, tmp_path, rest_url_template=flink_cluster.layout.rest_url, python_executable=sys.executable
+        api,
+        kube,
+        tmp_path,
+        rest_url_template=flink_cluster.layout.rest_url,
+        python_executable=sys.executable,
+        state_dir=f"file://{tmp_path}/state",
     )
     platform.start_loops()
     resp = await api.post(

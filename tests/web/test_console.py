@@ -200,7 +200,10 @@ async def test_add_a_kubernetes_cluster_from_the_console(
         await page.goto(f"{server}/clusters")
         await page.fill("#add-cluster input[name=name]", "on-k8s")
         await page.select_option("#add-cluster select[name=kind]", "kubernetes-application")
-        options = f"kubeconfig: {kubeconfig}\nnamespace: nowhere\nimage: registry.example.org/jobs:1.0\n"
+        options = (
+            f"kubeconfig: {kubeconfig}\nnamespace: nowhere\nimage: registry.example.org/jobs:1.0\n"
+            "state_dir: s3://flink-state/jobs\n"
+        )
         await page.fill("#add-cluster textarea[name=options]", options)
         await page.click("#add-cluster button.primary")
         await expect(page.locator(".field-error[data-field='options.namespace']")).to_contain_text("does not exist")

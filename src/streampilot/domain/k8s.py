@@ -4,8 +4,10 @@ application's launch configuration, and what a resource's status says about its 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -79,6 +81,88 @@ Cpu = Annotated[str, AfterValidator(_cpu)]
 Memory = Annotated[str, AfterValidator(_memory)]
 
 
+# spec.flinkVersion as the API server accepts it: the enum of the operator's CRDs (helm chart crds/, the
+# same list in 1.13.0 and 1.15.0: v1_13 ... v2_2; the operator's FlinkVersion.java has v2_3 from 1.15.0
+# but the CRD it ships does not, so the API server refuses v2_3), less those the operator itself refuses
+# (DefaultValidator.validateFlinkVersion: FlinkVersion.isSupported, v1_15 and newer).
+FLINK_VERSIONS = ("v1_15", "v1_16", "v1_17", "v1_18", "v1_19", "v1_20", "v2_0", "v2_1", "v2_2")
+PLATFORM_FLINK = "2.3"  # the Flink that streampilot's SQL runner and default images are built for
+_VERSION = re.compile(r"^v?(\d+)[._](\d+)(?:[._]\d+)?$")
+# the official images: flink:2.3.0-java17, apache/flink:2.3.0, docker.io/library/flink:2.3
+_OFFICIAL_IMAGE = re.compile(r"^(?:(?:docker\.io/)?(?:library/|apache/))?flink:(\d+\.\d+)")
+
+
+def _parse_version(v: str) -> tuple[int, int] | None:
+    m = _VERSION.match(v.strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+_KNOWN = [(v, (int(v[1]), int(v.split("_")[1]))) for v in FLINK_VERSIONS]
+
+
+def operator_flink_version(version: str) -> str:
+    """spec.flinkVersion for a Flink version ("2.3", "2.3.0" or "v2_2"): its own value when the CRD has
+    it, else the newest of the same major below it (a 2.3 image runs as v2_2: the operator treats 2.x
+    alike); ValueError when the operator cannot run it."""
+    parsed = _parse_version(version)
+    if parsed is None:
+        raise ValueError(f"{version!r} is not a Flink version (e.g. 2.3 or v2_2)")
+    major, minor = parsed
+    fitting = [v for v, (ma, mi) in _KNOWN if ma == major and mi <= minor]
+    if not fitting:
+        raise ValueError(
+            f"Flink {major}.{minor} cannot run on the Flink Kubernetes Operator (its CRD accepts "
+            f"{', '.join(FLINK_VERSIONS)}); use an image of Flink 1.15 or newer"
+        )
+    return fitting[-1]
+
+
+def _flink_version(v: str | None) -> str | None:
+    if v is not None:
+        operator_flink_version(v)
+    return v
+
+
+def _state_dir(v: str | None) -> str | None:
+    if v is not None and not re.match(r"^[a-z][a-z0-9+.-]*://\S+$", v):
+        raise ValueError(f"{v!r} is not a storage URI (e.g. s3://bucket/flink, gs://bucket/flink, abfss://...)")
+    return v.rstrip("/") if v else v
+
+
+# Flink 2.x's names, and the deprecated ones Flink still reads (CheckpointingOptions' fallback keys).
+CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
+SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
+
+
+def storage_problem(config: dict[str, str], upgrade_mode: str, savepoint: bool = False) -> str | None:
+    """Why the operator would refuse a job with this effective Flink configuration (its validator:
+    DefaultValidator.validateJobSpec), or None. ``savepoint``: a savepoint is asked for (the nonce, or a
+    suspend with upgrade mode savepoint), which needs the savepoint directory in any upgrade mode."""
+
+    def has(keys: tuple[str, ...]) -> bool:
+        return any(config.get(k, "").strip() for k in keys)
+
+    if upgrade_mode != "stateless" and not has(CHECKPOINT_DIR_KEYS):
+        return f"upgrade mode {upgrade_mode} needs a checkpoint directory ({CHECKPOINT_DIR_KEYS[0]})"
+    if (upgrade_mode == "savepoint" or savepoint) and not has(SAVEPOINT_DIR_KEYS):
+        what = "a savepoint" if savepoint else f"upgrade mode {upgrade_mode}"
+        return f"{what} needs a savepoint directory ({SAVEPOINT_DIR_KEYS[0]})"
+    return None
+
+
+# Keys the operator sets itself and refuses in a resource (DefaultValidator.FORBIDDEN_CONF_KEYS).
+OPERATOR_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id")
+
+
+def forbidden_keys(config: Mapping[str, object]) -> list[str]:
+    return [k for k in OPERATOR_KEYS if k in config]
+
+
+STORAGE_FIX = (
+    "set the cluster's options.state_dir (e.g. s3://bucket/flink), or both directories in options.flink_configuration"
+)
+
+
 class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cpu: Cpu = "1"
@@ -94,14 +178,26 @@ class K8sOptions(BaseModel):
     namespace: Name = "default"
     service_account: Name = "flink"
     image: Image = "flink:2.3.0-java17"
-    flink_version: str = "v2_0"
+    flink_version: Annotated[str | None, AfterValidator(_flink_version)] = Field(
+        default=None,
+        description="The image's Flink version (2.3) or the operator's value (v2_2); default: read from an "
+        "official flink:X.Y image's tag, else Flink " + PLATFORM_FLINK,
+    )
+    state_dir: Annotated[str | None, AfterValidator(_state_dir)] = Field(
+        default=None,
+        description="Durable storage for checkpoints and savepoints (e.g. s3://bucket/flink): "
+        "execution.checkpointing.dir is <state_dir>/checkpoints and execution.checkpointing.savepoint-dir "
+        "<state_dir>/savepoints unless flink_configuration or the app sets them",
+    )
     jobmanager: Resources = Field(default_factory=Resources)
     taskmanager: Resources = Field(default_factory=Resources)
     pod_template: dict[str, Any] | None = None
     upgrade_mode: Literal["stateless", "savepoint", "last-state"] = "savepoint"
     session_name: Name | None = Field(default=None, description="kubernetes-session: its FlinkDeployment")
     flink_configuration: dict[str, str] = Field(
-        default_factory=dict, description="kubernetes-session: the session cluster's own Flink configuration"
+        default_factory=dict,
+        description="Flink configuration of every app's cluster (application mode) or of the session "
+        "cluster (session mode); an app's own settings win",
     )
     jar_uri: str = Field(
         default="local:///opt/flink/usrlib/job.jar", description="Where the application's jar is inside the image"
@@ -120,6 +216,27 @@ class K8sOptions(BaseModel):
         description="Flink's REST API of a FlinkDeployment, e.g. http://{name}-rest.{namespace}:8081 or an "
         "ingress; {name} is the app's FlinkDeployment (application mode) or the session's (session mode)",
     )
+
+    @property
+    def flink(self) -> str:
+        """The Flink version the pods run: the option, the official image's tag, or the platform's."""
+        if self.flink_version is not None:
+            return self.flink_version
+        m = _OFFICIAL_IMAGE.match(self.image)
+        return m.group(1) if m else PLATFORM_FLINK
+
+    @property
+    def operator_flink_version(self) -> str:
+        return operator_flink_version(self.flink)
+
+    def cluster_configuration(self) -> dict[str, str]:
+        """The Flink configuration every job of the cluster gets: state storage, then flink_configuration."""
+        config: dict[str, str] = {}
+        if self.state_dir:
+            config[CHECKPOINT_DIR_KEYS[0]] = f"{self.state_dir}/checkpoints"
+            config[SAVEPOINT_DIR_KEYS[0]] = f"{self.state_dir}/savepoints"
+        config.update(self.flink_configuration)
+        return config
 
     def rest_url(self, resource: str) -> str | None:
         """Where Flink's REST API answers for the job of ``resource`` (None: not configured)."""
@@ -141,7 +258,7 @@ def cores(cpu: str) -> float:
 def _common_spec(o: K8sOptions, config: dict[str, str]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "image": o.image,
-        "flinkVersion": o.flink_version,
+        "flinkVersion": o.operator_flink_version,
         "serviceAccount": o.service_account,
         "flinkConfiguration": dict(config),
         "jobManager": {"resource": {"cpu": cores(o.jobmanager.cpu), "memory": o.jobmanager.memory}},
@@ -182,7 +299,7 @@ def application_deployment(
     name: str, o: K8sOptions, config: dict[str, str], job: dict[str, Any], labels: dict[str, str]
 ) -> dict[str, Any]:
     """A FlinkDeployment that is its own application cluster."""
-    spec = _common_spec(o, config)
+    spec = _common_spec(o, {**o.cluster_configuration(), **config})
     spec["job"] = job
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -199,7 +316,7 @@ def session_deployment(o: K8sOptions, labels: dict[str, str]) -> dict[str, Any]:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "FlinkDeployment",
         "metadata": {"name": o.session_name, "namespace": o.namespace, "labels": labels},
-        "spec": _common_spec(o, o.flink_configuration),
+        "spec": _common_spec(o, o.cluster_configuration()),
     }
 
 
@@ -231,7 +348,10 @@ def observed_job_state(resource: dict[str, Any]) -> tuple[FlinkJobState | None, 
     error = status.get("error")
     detail = f"operator reports job {raw or '-'}, lifecycle {lifecycle or '-'}, JobManager {jm or '-'}"
     if error:
-        detail += f", error: {str(error)[:300]}"
+        detail += f", error: {operator_error(error)[:500]}"
+    if lifecycle == "FAILED" and not raw:
+        # Refused before anything was deployed (its validator): no job will come until the spec changes.
+        return FlinkJobState.FAILED, detail
     if lifecycle == "UPGRADING":
         # The operator suspends the job to apply a new spec: whatever the old job's state, it comes back.
         return FlinkJobState.RESTARTING, detail
@@ -244,6 +364,19 @@ def observed_job_state(resource: dict[str, Any]) -> tuple[FlinkJobState | None, 
     if jm in ("DEPLOYING", "DEPLOYED_NOT_READY") or lifecycle in ("CREATED", "UPGRADING", "DEPLOYED"):
         return FlinkJobState.INITIALIZING, detail
     return None, detail
+
+
+def operator_error(error: Any) -> str:
+    """The message of the operator's status.error (a serialized FlinkResourceException: type, message,
+    throwableList), or the text as it is."""
+    try:
+        parsed = json.loads(str(error))
+    except ValueError:
+        return str(error)
+    if not isinstance(parsed, dict) or not parsed.get("message"):
+        return str(error)
+    kind = str(parsed.get("type") or "").rsplit(".", 1)[-1]
+    return f"{kind}: {parsed['message']}" if kind else str(parsed["message"])
 
 
 def flink_job_id(resource: dict[str, Any]) -> str | None:

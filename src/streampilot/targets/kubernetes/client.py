@@ -70,7 +70,11 @@ TRANSIENT = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, Connection
 
 
 class KubeApi:
-    """One API server connection; every call has a timeout."""
+    """One API server connection; every call has a timeout.
+
+    Creates and patches ask ``fieldValidation=Strict``: a field the operator's CRD does not know is
+    refused (400) instead of silently pruned, so a setting never vanishes on its way to Flink.
+    """
 
     def __init__(self, api: client.ApiClient, timeout_s: float = 10.0) -> None:
         self._api = api
@@ -139,7 +143,7 @@ class KubeApi:
         result: dict[str, Any] = await self._call(
             f"create {plural}",
             self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, body, _request_timeout=self._timeout
+                GROUP, VERSION, namespace, plural, body, field_validation="Strict", _request_timeout=self._timeout
             ),
         )
         return result
@@ -148,7 +152,14 @@ class KubeApi:
         result: dict[str, Any] = await self._call(
             f"patch {plural}/{name}",
             self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, patch, _request_timeout=self._timeout
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                patch,
+                field_validation="Strict",
+                _request_timeout=self._timeout,
             ),
         )
         return result

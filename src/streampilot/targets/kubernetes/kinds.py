@@ -11,7 +11,7 @@ from streampilot.domain.k8s import DEPLOYMENTS, session_deployment
 from streampilot.services.errors import Conflict, Unavailable
 from streampilot.targets.kubernetes.errors import KubeError, KubeNotFound, KubeRejected
 from streampilot.targets.kubernetes.observer import LABELS, options_of
-from streampilot.targets.kubernetes.target import KubernetesTarget
+from streampilot.targets.kubernetes.target import KubernetesTarget, delete_and_wait
 
 if TYPE_CHECKING:
     from streampilot.targets.kubernetes.client import KubeApi
@@ -54,7 +54,15 @@ class KubernetesSessionTarget(KubernetesTarget):
         o = options_of(self.cluster)
         api = await self.clusters.api(self.cluster)
         how = "exists"
-        if await self._get(api) is None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        current = await self._get(api)
+        while current is not None and (current.get("metadata") or {}).get("deletionTimestamp"):
+            if loop.time() >= deadline:  # stopped a moment ago: the operator still tears it down
+                raise Unavailable(f"session {o.session_name} is still being deleted; start it again once it is gone")
+            await asyncio.sleep(0.3)
+            current = await self._get(api)
+        if current is None:
             labels = {**LABELS, "streampilot-cluster": str(self.cluster.id)}
             try:
                 await api.create(DEPLOYMENTS, o.namespace, session_deployment(o, labels))
@@ -63,8 +71,6 @@ class KubernetesSessionTarget(KubernetesTarget):
             except KubeError as exc:
                 raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
             how = "created"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             current = await self._get(api)
             if current is not None and (current.get("status") or {}).get("jobManagerDeploymentStatus") == "READY":
@@ -85,9 +91,9 @@ class KubernetesSessionTarget(KubernetesTarget):
                 f"delete it where it was made (e.g. kubectl delete flinkdeployment {o.session_name})"
             )
         try:
-            await api.delete(DEPLOYMENTS, o.namespace, str(o.session_name))
-        except KubeNotFound:
-            pass
+            await delete_and_wait(
+                api, DEPLOYMENTS, o.namespace, str(o.session_name), self.ctx.settings.flink.local_ready_timeout_s
+            )
         except KubeError as exc:
             raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
 

@@ -21,13 +21,16 @@ from streampilot.domain.k8s import (
     K8S_KINDS,
     KIND_APPLICATION,
     SESSION_JOBS,
+    STORAGE_FIX,
     K8sOptions,
     RestJob,
     flink_job_id,
+    forbidden_keys,
     jobmanager_pods,
     merge_jobmanager,
     merge_rest,
     observed_job_state,
+    storage_problem,
 )
 from streampilot.domain.states import FlinkJobState
 from streampilot.flink.client import FlinkClient, FlinkError, JobSummary
@@ -74,6 +77,19 @@ def parse_options(kind: str, raw: dict[str, Any]) -> K8sOptions:
         ) from None
     if kind != KIND_APPLICATION and not options.session_name:
         raise SpecError.one("options.session_name", "a kubernetes-session cluster names its session FlinkDeployment")
+    forbidden = forbidden_keys(options.flink_configuration)
+    if forbidden:
+        raise SpecError.one(
+            "options.flink_configuration",
+            f"{', '.join(forbidden)} is set by the Flink operator itself (it refuses resources that set it); remove it",
+        )
+    problem = storage_problem(options.cluster_configuration(), options.upgrade_mode)
+    if problem is not None:
+        raise SpecError.one(
+            "options.state_dir",
+            f"the Flink operator refuses jobs without durable state storage: {problem}; {STORAGE_FIX}, "
+            "or use upgrade_mode: stateless",
+        )
     return options
 
 

@@ -18,13 +18,16 @@ from streampilot.domain.k8s import (
     GROUP,
     KIND_APPLICATION,
     SCRIPT_DIR,
+    STORAGE_FIX,
     VERSION,
     K8sOptions,
     application_deployment,
+    forbidden_keys,
     job_section,
     resource_name,
     script_config_map,
     session_job,
+    storage_problem,
     with_script_volume,
 )
 from streampilot.domain.sqlscript import parse_script
@@ -120,7 +123,7 @@ class KubernetesTarget:
         if problems:
             raise SpecError(problems)
 
-    def _desired(
+    def desired(
         self, app_id: int, spec: AppSpec, config: dict[str, str], restore: str | None, allow_non_restored_state: bool
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The app's resource for ``spec``, and the ConfigMap carrying its script (PyFlink)."""
@@ -171,17 +174,16 @@ class KubernetesTarget:
         self.check(spec)
         o = self.options
         name = resource_name(app_id)
-        body, script_map = self._desired(app_id, spec, config, restore, allow_non_restored_state)
+        body, script_map = self.desired(app_id, spec, config, restore, allow_non_restored_state)
         api = await self.clusters.api(self.cluster)
         plural = plural_of(self.cluster)
         try:
             # A new run is a new resource: the old one's status (e.g. FINISHED) must not describe it.
-            try:
-                await api.delete(plural, o.namespace, name)
-            except KubeNotFound:
-                pass
+            await delete_and_wait(api, plural, o.namespace, name, self.ctx.settings.flink.start_wait_s)
             created = await api.create(plural, o.namespace, body)
         except KubeRejected as exc:
+            if exc.status == 409:
+                raise Conflict(f"resource {name} still exists on Kubernetes (being deleted); try again") from None
             raise SpecError.one("cluster_id", f"Kubernetes refused the resource: {exc}") from None
         except KubeError as exc:
             raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
@@ -223,7 +225,7 @@ class KubernetesTarget:
         name = resource_name(app_id)
         current = await self._current(name)
         before = _last_savepoint(current)
-        body, script_map = self._desired(app_id, spec, config, None, False)
+        body, script_map = self.desired(app_id, spec, config, None, False)
         api = await self.clusters.api(self.cluster)
         if script_map is not None:
             await self._attach_script(api, current, script_map, undo_on_failure=False)
@@ -272,9 +274,21 @@ class KubernetesTarget:
             await asyncio.sleep(0.2)
         raise Conflict(f"the Flink operator did not finish in {timeout_s:.0f} s; see the resource {name}")
 
+    def _can_savepoint(self, resource: dict[str, Any], upgrade_mode: str) -> None:
+        """The operator refuses a savepoint without a savepoint directory (the resource would carry the
+        error and never take it): refused here, with what to set."""
+        spec = resource.get("spec") or {}
+        config = {**self.options.cluster_configuration(), **(spec.get("flinkConfiguration") or {})}
+        problem = storage_problem(config, upgrade_mode, savepoint=True)
+        if problem is not None:
+            raise Conflict(f"the Flink operator would refuse it: {problem}; {STORAGE_FIX}")
+
     async def stop(self, name: str, savepoint: bool, timeout_s: float) -> str | None:
         """Suspend the job (savepoint upgrade mode takes a savepoint); returns the savepoint, if any."""
-        before = _last_savepoint(await self._current(name))
+        current = await self._current(name)
+        if savepoint:
+            self._can_savepoint(current, "savepoint")  # suspended with upgrade mode savepoint
+        before = _last_savepoint(current)
         await self._patch_job(name, {"state": "suspended", "upgradeMode": "savepoint" if savepoint else "stateless"})
         if not savepoint:
             return None
@@ -283,6 +297,7 @@ class KubernetesTarget:
 
     async def _savepoint(self, name: str, timeout_s: float) -> str:
         current = await self._current(name)
+        self._can_savepoint(current, self.options.upgrade_mode)
         nonce = int(((current.get("spec") or {}).get("job") or {}).get("savepointTriggerNonce") or 0) + 1
         await self._patch_job(name, {"savepointTriggerNonce": nonce})
 
@@ -304,6 +319,28 @@ class KubernetesTarget:
             raise Conflict(f"resource {name} no longer exists on Kubernetes") from None
         except KubeError as exc:
             raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+
+
+async def delete_and_wait(api: KubeApi, plural: str, namespace: str, name: str, timeout_s: float) -> None:
+    """Delete a resource and wait until it is gone: the operator's finalizer keeps it (with a
+    deletionTimestamp) until its job is torn down, and a create of the same name before that is a
+    409 AlreadyExists on a real API server."""
+    try:
+        await api.delete(plural, namespace, name)
+    except KubeNotFound:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        try:
+            await api.get(plural, namespace, name)
+        except KubeNotFound:
+            return
+        await asyncio.sleep(0.2)
+    raise Conflict(
+        f"{plural}/{name} is still being deleted after {timeout_s:.0f} s (the Flink operator has not removed its "
+        f"finalizer); see its events: kubectl describe {plural} {name} -n {namespace}"
+    )
 
 
 def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldProblem]:
@@ -329,6 +366,20 @@ def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldPr
                 "uploaded jars do not reach Kubernetes pods yet: build them into the image (lib/ or usrlib/) "
                 "and name them in the property pipeline.classpaths, or run the app on a standalone cluster",
             )
+        )
+    forbidden = forbidden_keys(spec.properties)
+    if forbidden:
+        problems.append(
+            FieldProblem(
+                "properties",
+                f"{', '.join(forbidden)} is set by the Flink operator itself on Kubernetes (it refuses resources "
+                "that set it); remove it",
+            )
+        )
+    problem = storage_problem({**options.cluster_configuration(), **launch_config(spec, "app")}, options.upgrade_mode)
+    if problem is not None:
+        problems.append(
+            FieldProblem("cluster_id", f"the Flink operator would refuse the job: {problem}; {STORAGE_FIX}")
         )
     if not options.rest_url_template:
         # Our policy loop reads checkpoints from Flink's REST API: without it these settings could not act.

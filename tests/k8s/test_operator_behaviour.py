@@ -1,0 +1,116 @@
+"""What a stock operator and API server do that a lenient stand-in would hide: finalizers that keep a
+deleted resource until its job is torn down, the operator's validator refusing a resource (status.error,
+nothing deployed), and fields the CRD does not know."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from streampilot.domain.k8s import DEPLOYMENTS, SESSION_JOBS
+from streampilot.services.platform import Platform
+from streampilot.targets.kubernetes.client import KubeApi, KubeRejected
+from tests.helpers import act, wait_state
+from tests.k8s.conftest import NS, add_cluster, jar_app
+from tests.k8s.operator_sim import OperatorSimulator
+from tests.k8s_emulator import KubeEmulator
+
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def deletions(kube: KubeEmulator, name: str) -> list[tuple[int, str, bool]]:
+    """The resource's history as (resourceVersion, event, marked for deletion)."""
+    return [
+        (rv, kind, bool(obj["metadata"].get("deletionTimestamp")))
+        for rv, plural, _, kind, obj in kube.events
+        if plural == DEPLOYMENTS and obj["metadata"]["name"] == name
+    ]
+
+
+@SQLITE
+async def test_a_new_run_waits_until_the_operator_has_torn_the_old_one_down(
+    api: httpx.AsyncClient, kube: KubeEmulator, platform: Platform, tmp_path: Path
+) -> None:
+    sim = OperatorSimulator(kube, cleanup_delay_s=1.5).start()  # tearing a job down takes 1.5 s
+    try:
+        cluster = await add_cluster(api, kube, tmp_path)
+        platform.start_loops()
+        app_id = await jar_app(api, cluster)
+        assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+        name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+        assert kube.get(DEPLOYMENTS, NS, name)["metadata"]["finalizers"] == [  # type: ignore[index]
+            "flinkdeployments.flink.apache.org/finalizer"
+        ]
+        await act(api, app_id, "cancel")
+        await act(api, app_id, "start", {})  # deletes the old resource first: it lingers for 1.5 s
+        await wait_state(api, app_id, "RUNNING")
+        history = deletions(kube, name)
+        marked = [rv for rv, _, deleting in history if deleting]
+        gone = [rv for rv, kind, _ in history if kind == "DELETED"]
+        created = [rv for rv, kind, _ in history if kind == "ADDED"]
+        assert marked and gone and len(created) == 2, history
+        assert marked[0] < gone[0] < created[1], history  # created again only once the old one was gone
+    finally:
+        await sim.stop()
+
+
+async def test_the_api_server_keeps_a_deleted_resource_while_it_has_finalizers(kube: KubeEmulator) -> None:
+    """The stand-in itself: a create of the name while the old object finalizes is a 409."""
+    body: dict[str, Any] = {"metadata": {"name": "x", "finalizers": ["f"]}, "spec": {}}
+    async with httpx.AsyncClient(base_url=kube.url) as http:
+        base = f"/apis/flink.apache.org/v1beta1/namespaces/{NS}/flinkdeployments"
+        assert (await http.post(base, json=body)).status_code == 201
+        assert (await http.delete(f"{base}/x")).status_code == 200
+        assert kube.get(DEPLOYMENTS, NS, "x")["metadata"]["deletionTimestamp"]  # type: ignore[index]
+        assert (await http.post(base, json=body)).status_code == 409
+        await kube.remove_finalizer(DEPLOYMENTS, NS, "x", "f")
+        assert kube.get(DEPLOYMENTS, NS, "x") is None
+        assert (await http.post(base, json=body)).status_code == 201
+
+
+@SQLITE
+async def test_a_resource_the_operator_refuses_is_failed_with_its_reason(
+    api: httpx.AsyncClient, kube: KubeEmulator, platform: Platform, tmp_path: Path
+) -> None:
+    # Operator 1.15 checks a session job's jarURI against its allowed schemes (default: https only).
+    sim = OperatorSimulator(kube, release="release-1.15.0").start()
+    try:
+        cluster = await add_cluster(api, kube, tmp_path, kind="kubernetes-session", session_name="shared")
+        platform.start_loops()
+        assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
+        app_id = await jar_app(api, cluster, "refused")
+        assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+        app = await wait_state(api, app_id, "FAILED")
+        job = kube.get(SESSION_JOBS, NS, app["status"]["job_id"])
+        assert job is not None and job["status"]["lifecycleState"] == "FAILED"
+        assert "jobStatus" not in job["status"]  # nothing was deployed
+        events = (await api.get(f"/api/v1/apps/{app_id}/events")).json()
+        failed = next(e for e in events if e["to_state"] == "FAILED")
+        assert "ValidationException: jarURI scheme 'local' is not in the allowlist ['https']" in failed["detail"], events
+    finally:
+        await sim.stop()
+
+
+async def test_a_field_the_crd_does_not_know_is_refused_not_dropped(kube: KubeEmulator, tmp_path: Path) -> None:
+    body: dict[str, Any] = {"metadata": {"name": "y"}, "spec": {"job": {"jarURI": "local:///a.jar"}}}
+    await kube.put(DEPLOYMENTS, NS, body)
+    api = await KubeApi.connect(str(kube.kubeconfig(tmp_path / "kubeconfig")))
+    try:
+        with pytest.raises(KubeRejected) as refused:
+            await api.patch(DEPLOYMENTS, NS, "y", {"spec": {"job": {"upgradeModes": "savepoint"}}})
+        assert refused.value.status == 400 and 'unknown field "spec.job.upgradeModes"' in str(refused.value)
+        with pytest.raises(KubeRejected) as invalid:
+            await api.patch(DEPLOYMENTS, NS, "y", {"spec": {"job": {"upgradeMode": "sometimes"}}})
+        assert invalid.value.status == 422 and "spec.job.upgradeMode" in str(invalid.value)
+    finally:
+        await api.close()
+    # Without fieldValidation=Strict (what most clients send) the API server drops the field silently.
+    async with httpx.AsyncClient(base_url=kube.url) as http:
+        path = f"/apis/flink.apache.org/v1beta1/namespaces/{NS}/flinkdeployments/y"
+        patch = {"spec": {"job": {"upgradeModes": "savepoint"}}}
+        headers = {"Content-Type": "application/merge-patch+json"}
+        assert (await http.patch(path, json=patch, headers=headers)).status_code == 200
+    assert "upgradeModes" not in kube.get(DEPLOYMENTS, NS, "y")["spec"]["job"]  # type: ignore[index]
