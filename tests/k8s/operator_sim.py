@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,14 @@ class OperatorSimulator:
         mount_root: Path | None = None,
         release: str = "release-1.13.0",
         cleanup_delay_s: float = 0.3,
+        snapshot_resources: bool = True,
     ) -> None:
+        # kubernetes.operator.snapshot.resource.enabled (default true); it takes effect only where the
+        # FlinkStateSnapshot CRD is installed (FlinkOperator.registerSnapshotController, and
+        # FlinkStateSnapshotUtils.isSnapshotResourceEnabled falls back to the status fields without it).
+        self.snapshot_resources = snapshot_resources and kube.snapshot_crd
+        self._manual_nonces: dict[tuple[str, str, str], int] = {}
+        self._snapshot_counter = 0
         self.kube = kube
         self.release = release  # whose validator rules apply (operator_rules.py)
         self.cleanup_delay_s = cleanup_delay_s  # how long tearing a job down takes before the finalizer goes
@@ -127,6 +135,76 @@ class OperatorSimulator:
             with contextlib.suppress(FlinkError):
                 await self.flink.cancel(job_id)
 
+    def _savepoint_dir(self, obj: dict[str, Any]) -> str:
+        """The job's execution.checkpointing.savepoint-dir (a session job's from its session as well)."""
+        spec = obj.get("spec") or {}
+        config = dict(spec.get("flinkConfiguration") or {})
+        session = self.kube.get("flinkdeployments", obj["metadata"]["namespace"], str(spec.get("deploymentName")))
+        if session is not None:
+            config = {**((session.get("spec") or {}).get("flinkConfiguration") or {}), **config}
+        return str(config.get("execution.checkpointing.savepoint-dir") or "s3://savepoints").rstrip("/")
+
+    async def _record_savepoint(
+        self, plural: str, obj: dict[str, Any], location: str, trigger: str, nonce: int | None
+    ) -> None:
+        """Where the operator records a savepoint it took: as a FlinkStateSnapshot (the job's status
+        untouched) with snapshot resources, else in savepointInfo; an UPGRADE one (suspend, upgrade) also
+        in jobStatus.upgradeSavepointPath (AbstractJobReconciler.setUpgradeSavepointPath)."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        job_status: dict[str, Any] = {}
+        if trigger == "UPGRADE":
+            job_status["upgradeSavepointPath"] = location
+        if self.snapshot_resources:
+            self._snapshot_counter += 1
+            snapshot = f"{name}-savepoint-{trigger.lower()}-{int(time.time() * 1000)}{self._snapshot_counter}"
+            kind = "FlinkDeployment" if plural == "flinkdeployments" else "FlinkSessionJob"
+            await self.kube.put(
+                "flinkstatesnapshots",
+                ns,
+                {
+                    "apiVersion": "flink.apache.org/v1beta1",
+                    "kind": "FlinkStateSnapshot",
+                    "metadata": {"name": snapshot, "labels": {"snapshot.trigger-type": trigger}},
+                    "spec": {
+                        "savepoint": {"path": location, "alreadyExists": trigger == "UPGRADE"},
+                        "jobReference": {"kind": kind, "name": name},
+                    },
+                    "status": {"state": "COMPLETED", "path": location},
+                },
+            )
+        else:
+            job_status["savepointInfo"] = {"lastSavepoint": {"location": location, "triggerNonce": nonce}}
+        if job_status:
+            await self.kube.set_status(plural, ns, name, {"jobStatus": job_status})
+
+    async def _reconcile_snapshot(self, key: tuple[str, str, str], obj: dict[str, Any]) -> None:
+        """FlinkStateSnapshotController: a new savepoint request is validated (DefaultValidator.
+        validateStateSnapshot), abandoned if its job does not run (FlinkStateSnapshotUtils.
+        abandonSnapshotIfJobNotRunning), else triggered and completed."""
+        _, ns, name = key
+        if not self.snapshot_resources or (obj.get("status") or {}).get("state"):
+            return
+        spec = obj.get("spec") or {}
+        reference = spec.get("jobReference") or {}
+        plural = "flinkdeployments" if reference.get("kind") == "FlinkDeployment" else "flinksessionjobs"
+        target = self.kube.get(plural, ns, str(reference.get("name")))
+        if target is None:
+            error = f"Target for snapshot {ns}/{reference.get('name')} was not found"
+            await self.kube.set_status("flinkstatesnapshots", ns, name, {"state": "FAILED", "error": error})
+            return
+        job_state = (((target.get("status") or {}).get("jobStatus") or {}).get("state")) or ""
+        if job_state != "RUNNING":
+            error = f"Job {reference.get('name')} is not running ({job_state or 'no job'})"
+            await self.kube.set_status("flinkstatesnapshots", ns, name, {"state": "ABANDONED", "error": error})
+            return
+        await self.kube.set_status("flinkstatesnapshots", ns, name, {"state": "IN_PROGRESS", "triggerId": "t-1"})
+        await asyncio.sleep(0.1)
+        path = (spec.get("savepoint") or {}).get(
+            "path"
+        ) or f"{self._savepoint_dir(target)}/{target['metadata']['name']}"
+        location = f"{path}/savepoint-{name}"
+        await self.kube.set_status("flinkstatesnapshots", ns, name, {"state": "COMPLETED", "path": location})
+
     async def _tear_down(self, ns: str, name: str) -> None:
         """The JobManager's Deployment and pods go."""
         if ("deployments", ns, name) in self.kube.objects:
@@ -147,6 +225,9 @@ class OperatorSimulator:
         plural, ns, name = key
         if plural in ("deployments", "pods", "configmaps"):
             return  # the JobManager's Deployment and pods: written by this stand-in, not reconciled
+        if plural == "flinkstatesnapshots":
+            await self._reconcile_snapshot(key, obj)
+            return
         # JOSDK registers the controller's finalizer (<plural>.<group>/finalizer) before the first reconcile
         # and removes it once cleanup is done: until then a delete only marks the object.
         finalizer = f"{plural}.flink.apache.org/finalizer"
@@ -198,22 +279,14 @@ class OperatorSimulator:
         last = (job_status.get("savepointInfo") or {}).get("lastSavepoint") or {}
         nonce = spec_job.get("savepointTriggerNonce")
         if status.get("observedGeneration") == generation:
-            if nonce and nonce != last.get("triggerNonce") and job_status.get("state") == "RUNNING":
-                await self.kube.set_status(
-                    plural,
-                    ns,
-                    name,
-                    {
-                        "jobStatus": {
-                            "savepointInfo": {
-                                "lastSavepoint": {
-                                    "location": f"s3://savepoints/{name}/savepoint-{nonce}",
-                                    "triggerNonce": nonce,
-                                }
-                            }
-                        }
-                    },
-                )
+            # A new savepointTriggerNonce on a running job: a MANUAL savepoint (AbstractJobReconciler.
+            # triggerSnapshotIfNeeded): a FlinkStateSnapshot where snapshot resources are on, else the
+            # legacy savepointInfo with the nonce.
+            done = self._manual_nonces.get(key) if self.snapshot_resources else last.get("triggerNonce")
+            if nonce and nonce != done and job_status.get("state") == "RUNNING":
+                self._manual_nonces[key] = nonce
+                location = f"{self._savepoint_dir(obj)}/{name}/savepoint-{nonce}"
+                await self._record_savepoint(plural, obj, location, "MANUAL", nonce)
             return
         # Only a change beyond the nonces is a new spec to deploy; a nonce alone is just observed.
         core = copy.deepcopy(obj.get("spec") or {})
@@ -237,12 +310,11 @@ class OperatorSimulator:
                 # An upgrade: the operator suspends the job with the spec's upgrade mode, then redeploys.
                 upgrade: dict[str, Any] = {"observedGeneration": generation, "lifecycleState": "UPGRADING"}
                 if spec_job.get("upgradeMode") == "savepoint":
-                    location = f"s3://savepoints/{name}/savepoint-upgrade-{generation}"
-                    upgrade["jobStatus"] = {
-                        "state": "FINISHED",
-                        "savepointInfo": {"lastSavepoint": {"location": location, "triggerNonce": None}},
-                    }
+                    upgrade["jobStatus"] = {"state": "FINISHED"}
                 await self.kube.set_status(plural, ns, name, upgrade)
+                if spec_job.get("upgradeMode") == "savepoint":
+                    location = f"{self._savepoint_dir(obj)}/{name}/savepoint-upgrade-{generation}"
+                    await self._record_savepoint(plural, obj, location, "UPGRADE", None)
                 await self._cancel_real(key)
                 await asyncio.sleep(self.deploy_delay_s)
             if spec_job.get("state", "running") == "running":
@@ -301,7 +373,8 @@ class OperatorSimulator:
                 await self._tear_down(ns, name)  # suspending tears the JobManager down first
                 return
             if spec_job.get("upgradeMode") == "savepoint":
-                n = int(last.get("triggerNonce") or 0) + 1000
+                location = f"{self._savepoint_dir(obj)}/{name}/savepoint-stop-{generation}"
+                await self._record_savepoint(plural, obj, location, "UPGRADE", None)
                 await self.kube.set_status(
                     plural,
                     ns,
@@ -309,15 +382,7 @@ class OperatorSimulator:
                     {
                         "observedGeneration": generation,
                         "lifecycleState": "SUSPENDED",
-                        "jobStatus": {
-                            "state": "FINISHED",
-                            "savepointInfo": {
-                                "lastSavepoint": {
-                                    "location": f"s3://savepoints/{name}/savepoint-stop-{n}",
-                                    "triggerNonce": None,
-                                }
-                            },
-                        },
+                        "jobStatus": {"state": "FINISHED"},
                     },
                 )
             else:

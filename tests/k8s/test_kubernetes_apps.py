@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from streampilot.domain.k8s import DEPLOYMENTS
+from streampilot.domain.k8s import DEPLOYMENTS, SNAPSHOTS
 from streampilot.services.platform import Platform
 from streampilot.web.pages import COOKIE
 from tests.helpers import act, events, wait_app, wait_state
@@ -67,13 +67,22 @@ async def test_deploy_run_savepoint_stop_restore_cancel(
     assert spec["flinkConfiguration"]["restart-strategy.type"] == "fixed-delay"
     assert spec["flinkConfiguration"]["execution.checkpointing.interval"] == "30000 ms"
 
+    # The operator keeps snapshots as FlinkStateSnapshot resources (its default where the CRD exists):
+    # a savepoint is one of those, and the job's status records none.
     saved = await act(api, app_id, "savepoint")
-    assert saved["result"]["path"] == f"s3://savepoints/{name}/savepoint-1"
+    snapshots = [o for (p, _, _), o in kube.objects.items() if p == SNAPSHOTS]
+    assert [(o["spec"]["jobReference"], o["status"]["state"]) for o in snapshots] == [
+        ({"kind": "FlinkDeployment", "name": name}, "COMPLETED")
+    ]
+    assert saved["result"]["path"] == snapshots[0]["status"]["path"]
+    assert saved["result"]["path"].startswith(f"{STATE_DIR}/savepoints/")
+    assert "savepointInfo" not in kube.get(DEPLOYMENTS, NS, name)["status"]["jobStatus"]  # type: ignore[index]
 
     stopped = await act(api, app_id, "stop", {"savepoint": True})
     assert stopped["result"]["state"] == "FINISHED"
     stop_savepoint = (await api.get(f"/api/v1/apps/{app_id}/savepoints")).json()[0]["path"]
     assert "savepoint-stop" in stop_savepoint
+    assert kube.get(DEPLOYMENTS, NS, name)["status"]["jobStatus"]["upgradeSavepointPath"] == stop_savepoint  # type: ignore[index]
 
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={"restore": "latest"})).status_code == 202
     await wait_state(api, app_id, "RUNNING")

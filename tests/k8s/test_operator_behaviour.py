@@ -1,19 +1,22 @@
 """What a stock operator and API server do that a lenient stand-in would hide: finalizers that keep a
 deleted resource until its job is torn down, the operator's validator refusing a resource (status.error,
-nothing deployed), and fields the CRD does not know."""
+nothing deployed), fields the CRD does not know, and savepoints kept as FlinkStateSnapshot resources
+(or, on operators without them, in the job's status)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from streampilot.domain.k8s import DEPLOYMENTS, SESSION_JOBS
+from streampilot.domain.k8s import DEPLOYMENTS, SESSION_JOBS, SNAPSHOTS
 from streampilot.services.platform import Platform
+from streampilot.targets.kubernetes import target as target_module
 from streampilot.targets.kubernetes.client import KubeApi, KubeRejected
-from tests.helpers import act, wait_state
+from tests.helpers import act, wait_app, wait_operation, wait_state
 from tests.k8s.conftest import NS, add_cluster, jar_app
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
@@ -89,7 +92,9 @@ async def test_a_resource_the_operator_refuses_is_failed_with_its_reason(
         assert "jobStatus" not in job["status"]  # nothing was deployed
         events = (await api.get(f"/api/v1/apps/{app_id}/events")).json()
         failed = next(e for e in events if e["to_state"] == "FAILED")
-        assert "ValidationException: jarURI scheme 'local' is not in the allowlist ['https']" in failed["detail"], events
+        assert "ValidationException: jarURI scheme 'local' is not in the allowlist ['https']" in failed["detail"], (
+            events
+        )
     finally:
         await sim.stop()
 
@@ -114,3 +119,78 @@ async def test_a_field_the_crd_does_not_know_is_refused_not_dropped(kube: KubeEm
         headers = {"Content-Type": "application/merge-patch+json"}
         assert (await http.patch(path, json=patch, headers=headers)).status_code == 200
     assert "upgradeModes" not in kube.get(DEPLOYMENTS, NS, "y")["spec"]["job"]  # type: ignore[index]
+
+
+@SQLITE
+@pytest.mark.parametrize("where", ["operator without snapshot resources", "no FlinkStateSnapshot CRD"])
+async def test_savepoints_without_snapshot_resources_use_the_nonce(
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.setattr(target_module, "SNAPSHOT_PICKUP_S", 1.0)
+    kube = await KubeEmulator(namespaces=("default", NS), snapshot_crd=where.startswith("operator")).start()
+    sim = OperatorSimulator(kube, snapshot_resources=False).start()
+    try:
+        cluster = await add_cluster(api, kube, tmp_path)
+        platform.start_loops()
+        app_id = await jar_app(api, cluster)
+        await act(api, app_id, "start", {})
+        name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+        for nonce in (1, 2):  # the second goes straight to the nonce: the first found no controller
+            saved = await act(api, app_id, "savepoint")
+            info = kube.get(DEPLOYMENTS, NS, name)["status"]["jobStatus"]["savepointInfo"]  # type: ignore[index]
+            assert info["lastSavepoint"]["triggerNonce"] == nonce
+            assert saved["result"]["path"] == info["lastSavepoint"]["location"]
+        assert [k for k in kube.objects if k[0] == SNAPSHOTS] == []  # the unanswered request was withdrawn
+        stopped = await act(api, app_id, "stop", {"savepoint": True})
+        assert (
+            stopped["result"]["savepoint"]
+            == kube.get(DEPLOYMENTS, NS, name)["status"]["jobStatus"][  # type: ignore[index]
+                "upgradeSavepointPath"
+            ]
+        )
+    finally:
+        await sim.stop()
+        await kube.stop()
+
+
+@SQLITE
+async def test_a_savepoint_the_operator_abandons_fails_with_its_reason(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
+) -> None:
+    cluster = await add_cluster(api, kube, tmp_path)
+    platform.start_loops()
+    app_id = await jar_app(api, cluster)
+    await act(api, app_id, "start", {})
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    operator.paused = True  # the job goes down between the request and the operator's look at it
+    await kube.set_status(DEPLOYMENTS, NS, name, {"jobStatus": {"state": "RESTARTING"}})
+    resp = await api.post(f"/api/v1/apps/{app_id}/savepoints", json={})
+    assert resp.status_code == 202
+    await asyncio.sleep(0.5)
+    operator.paused = False
+    op = await wait_operation(api, resp.json()["operation"]["id"])
+    assert op["state"] == "failed" and "is ABANDONED: Job " + name + " is not running (RESTARTING)" in op["error"], op
+
+
+@SQLITE
+async def test_a_policy_restart_with_snapshot_resources_restores_the_savepoint(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
+) -> None:
+    cluster = await add_cluster(api, kube, tmp_path)
+    platform.start_loops()
+    budget = {"max_restarts": 3, "window_s": 600, "initial_backoff_s": 0.2}
+    app_id = await jar_app(api, cluster, auto_restart=budget)
+    await act(api, app_id, "start", {})
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    saved = (await act(api, app_id, "savepoint"))["result"]["path"]
+    first_uid = kube.get(DEPLOYMENTS, NS, name)["metadata"]["uid"]  # type: ignore[index]
+    await kube.set_status(DEPLOYMENTS, NS, name, {"jobStatus": {"state": "FAILED"}})
+
+    def restarted(app: dict[str, Any]) -> bool:
+        resource = kube.get(DEPLOYMENTS, NS, name)
+        return app["status"]["state"] == "RUNNING" and resource is not None and resource["metadata"]["uid"] != first_uid
+
+    await wait_app(api, app_id, restarted, timeout=30, what="the policy's restart")
+    assert kube.get(DEPLOYMENTS, NS, name)["spec"]["job"]["initialSavepointPath"] == saved  # type: ignore[index]
+    timeline = (await api.get(f"/api/v1/apps/{app_id}/events")).json()
+    assert any(e["cause"] == "policy" and "auto-restart 1 of 3" in e["detail"] for e in timeline), timeline

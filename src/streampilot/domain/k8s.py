@@ -17,6 +17,7 @@ from streampilot.domain.states import FlinkJobState
 
 GROUP, VERSION = "flink.apache.org", "v1beta1"
 DEPLOYMENTS, SESSION_JOBS = "flinkdeployments", "flinksessionjobs"
+SNAPSHOTS = "flinkstatesnapshots"  # operator 1.10+: savepoints and checkpoints as resources of their own
 KIND_APPLICATION, KIND_SESSION = "kubernetes-application", "kubernetes-session"
 K8S_KINDS = (KIND_APPLICATION, KIND_SESSION)
 
@@ -330,6 +331,35 @@ def session_job(
         "metadata": {"name": name, "namespace": o.namespace, "labels": labels},
         "spec": {"deploymentName": o.session_name, "flinkConfiguration": dict(config), "job": job},
     }
+
+
+def savepoint_snapshot(
+    name: str, namespace: str, job_kind: str, job_name: str, labels: dict[str, str]
+) -> dict[str, Any]:
+    """A FlinkStateSnapshot asking the operator for a savepoint of a job (into the job's configured
+    savepoint directory; kept when the resource is deleted; no retries: a failure is reported)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FlinkStateSnapshot",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "savepoint": {"alreadyExists": False, "disposeOnDelete": False},
+            "jobReference": {"kind": job_kind, "name": job_name},
+            "backoffLimit": 0,
+        },
+    }
+
+
+def suspend_savepoint(resource: dict[str, Any]) -> str | None:
+    """The savepoint of a resource's last suspend or upgrade: ``upgradeSavepointPath`` (the operator
+    sets it whether or not it records snapshots as FlinkStateSnapshots), else the legacy
+    ``savepointInfo.lastSavepoint`` of older operators."""
+    job_status = (resource.get("status") or {}).get("jobStatus") or {}
+    upgrade = job_status.get("upgradeSavepointPath")
+    if upgrade:
+        return str(upgrade)
+    location = ((job_status.get("savepointInfo") or {}).get("lastSavepoint") or {}).get("location")
+    return str(location) if location else None
 
 
 _OPERATOR_JOB_STATES = {s.value for s in FlinkJobState}

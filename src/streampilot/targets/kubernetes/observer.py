@@ -142,6 +142,7 @@ class KubernetesClusters:
     caches: dict[int, ResourceCache] = field(default_factory=dict)
     deployment_caches: dict[int, ResourceCache] = field(default_factory=dict)
     pod_caches: dict[int, ResourceCache] = field(default_factory=dict)
+    snapshot_resources: dict[int, bool] = field(default_factory=dict)  # cluster -> FlinkStateSnapshots in use
     closed: bool = False
 
     async def api(self, cluster: Cluster) -> KubeApi:

@@ -9,6 +9,9 @@ the operator's status. The merged observation lives in observer.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +21,20 @@ from streampilot.domain.k8s import (
     GROUP,
     KIND_APPLICATION,
     SCRIPT_DIR,
+    SNAPSHOTS,
     STORAGE_FIX,
     VERSION,
     K8sOptions,
     application_deployment,
     forbidden_keys,
     job_section,
+    operator_error,
     resource_name,
+    savepoint_snapshot,
     script_config_map,
     session_job,
     storage_problem,
+    suspend_savepoint,
     with_script_volume,
 )
 from streampilot.domain.sqlscript import parse_script
@@ -43,6 +50,9 @@ from streampilot.targets.port import Launch, LaunchRequest, Listing, Triggered
 
 if TYPE_CHECKING:
     from streampilot.targets.kubernetes.client import KubeApi
+
+log = logging.getLogger("streampilot.kubernetes")
+SNAPSHOT_PICKUP_S = 20.0  # the operator's snapshot controller reconciles a new FlinkStateSnapshot at once
 
 
 @dataclass
@@ -224,7 +234,7 @@ class KubernetesTarget:
         self.check(spec)
         name = resource_name(app_id)
         current = await self._current(name)
-        before = _last_savepoint(current)
+        before = suspend_savepoint(current)
         body, script_map = self.desired(app_id, spec, config, None, False)
         api = await self.clusters.api(self.cluster)
         if script_map is not None:
@@ -250,7 +260,7 @@ class KubernetesTarget:
             )
 
         resource = await self._await(name, upgraded, timeout_s)
-        after = _last_savepoint(resource)
+        after = suspend_savepoint(resource)
         return after if after != before else None
 
     async def _patch_job(self, name: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -284,20 +294,102 @@ class KubernetesTarget:
             raise Conflict(f"the Flink operator would refuse it: {problem}; {STORAGE_FIX}")
 
     async def stop(self, name: str, savepoint: bool, timeout_s: float) -> str | None:
-        """Suspend the job (savepoint upgrade mode takes a savepoint); returns the savepoint, if any."""
+        """Suspend the job (savepoint upgrade mode takes a savepoint); returns the savepoint, if any.
+
+        The suspend's savepoint is ``upgradeSavepointPath`` once the operator reports the resource
+        SUSPENDED (it records no savepointInfo when it keeps snapshots as FlinkStateSnapshots)."""
         current = await self._current(name)
         if savepoint:
             self._can_savepoint(current, "savepoint")  # suspended with upgrade mode savepoint
-        before = _last_savepoint(current)
-        await self._patch_job(name, {"state": "suspended", "upgradeMode": "savepoint" if savepoint else "stateless"})
+        before = suspend_savepoint(current)
+        patched = await self._patch_job(
+            name, {"state": "suspended", "upgradeMode": "savepoint" if savepoint else "stateless"}
+        )
         if not savepoint:
             return None
-        resource = await self._await(name, lambda r: _last_savepoint(r) not in (None, before), timeout_s)
-        return _last_savepoint(resource)
+        generation = int(patched["metadata"].get("generation") or 0)
+
+        def suspended(r: dict[str, Any]) -> bool:
+            status = r.get("status") or {}
+            return (
+                int(status.get("observedGeneration") or 0) >= generation
+                and status.get("lifecycleState") == "SUSPENDED"
+                and suspend_savepoint(r) not in (None, before)
+            )
+
+        return suspend_savepoint(await self._await(name, suspended, timeout_s))
 
     async def _savepoint(self, name: str, timeout_s: float) -> str:
         current = await self._current(name)
         self._can_savepoint(current, self.options.upgrade_mode)
+        api = await self.clusters.api(self.cluster)
+        if await self._snapshot_resources(api):
+            path = await self._snapshot_savepoint(api, name, timeout_s)
+            if path is not None:
+                return path
+        return await self._nonce_savepoint(name, current, timeout_s)
+
+    async def _snapshot_resources(self, api: KubeApi) -> bool:
+        """Whether the operator keeps snapshots as FlinkStateSnapshot resources: the CRD is installed
+        (detected once per cluster; a controller that never picks one up turns it off again)."""
+        known = self.clusters.snapshot_resources.get(self.cluster.id)
+        if known is None:
+            try:
+                await api.list(SNAPSHOTS, self.options.namespace, "managed-by=streampilot")
+                known = True
+            except KubeNotFound:
+                known = False  # no such kind on this API server: an operator older than 1.10
+            except KubeError as exc:
+                raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+            self.clusters.snapshot_resources[self.cluster.id] = known
+        return known
+
+    async def _snapshot_savepoint(self, api: KubeApi, name: str, timeout_s: float) -> str | None:
+        """A savepoint through a FlinkStateSnapshot of our own; None if no controller picked it up (an
+        operator with kubernetes.operator.snapshot.resource.enabled: false leaves it untouched)."""
+        namespace = self.options.namespace
+        snapshot = f"{name}-savepoint-{int(time.time() * 1000)}"
+        kind = "FlinkDeployment" if self.cluster.kind == KIND_APPLICATION else "FlinkSessionJob"
+        body = savepoint_snapshot(snapshot, namespace, kind, name, {**LABELS, "streampilot-job": name})
+        try:
+            await api.create(SNAPSHOTS, namespace, body)
+        except KubeRejected as exc:
+            raise Conflict(f"Kubernetes refused the FlinkStateSnapshot: {exc}") from None
+        except KubeError as exc:
+            raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() < started + timeout_s:
+            try:
+                status = (await api.get(SNAPSHOTS, namespace, snapshot)).get("status") or {}
+            except KubeError:
+                status = {}  # unknown for now: asked again
+            state = status.get("state")
+            if state == "COMPLETED" and status.get("path"):
+                return str(status["path"])
+            if state in ("FAILED", "ABANDONED"):
+                why = operator_error(status.get("error") or "no reason given")
+                raise Conflict(f"the Flink operator's savepoint {snapshot} is {state}: {why}")
+            if state is None and loop.time() - started > SNAPSHOT_PICKUP_S:
+                log.warning(
+                    "no operator picked up FlinkStateSnapshot %s in %.0f s: savepoints of cluster %r use the "
+                    "savepoint nonce from now on",
+                    snapshot,
+                    SNAPSHOT_PICKUP_S,
+                    self.cluster.name,
+                )
+                self.clusters.snapshot_resources[self.cluster.id] = False
+                with contextlib.suppress(KubeError):
+                    await api.delete(SNAPSHOTS, namespace, snapshot)
+                return None
+            await asyncio.sleep(0.2)
+        raise Conflict(
+            f"the Flink operator did not finish savepoint {snapshot} in {timeout_s:.0f} s; see that resource"
+        )
+
+    async def _nonce_savepoint(self, name: str, current: dict[str, Any], timeout_s: float) -> str:
+        """A savepoint through the resource's savepointTriggerNonce (operators without snapshot resources
+        record it in savepointInfo)."""
         nonce = int(((current.get("spec") or {}).get("job") or {}).get("savepointTriggerNonce") or 0) + 1
         await self._patch_job(name, {"savepointTriggerNonce": nonce})
 
@@ -307,9 +399,8 @@ class KubernetesTarget:
             return bool(last.get("location")) and int(last.get("triggerNonce") or 0) == nonce
 
         resource = await self._await(name, taken, timeout_s)
-        path = _last_savepoint(resource)
-        assert path is not None
-        return path
+        info = ((resource.get("status") or {}).get("jobStatus") or {}).get("savepointInfo") or {}
+        return str(info["lastSavepoint"]["location"])
 
     async def _current(self, name: str) -> dict[str, Any]:
         api = await self.clusters.api(self.cluster)
@@ -400,9 +491,3 @@ def _removals(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]
         elif isinstance(value, dict) and isinstance(wanted[key], dict):
             out[key] = _removals(value, wanted[key])
     return out
-
-
-def _last_savepoint(resource: dict[str, Any]) -> str | None:
-    info = ((resource.get("status") or {}).get("jobStatus") or {}).get("savepointInfo") or {}
-    location = (info.get("lastSavepoint") or {}).get("location")
-    return str(location) if location else None
