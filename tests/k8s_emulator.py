@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,13 @@ class KubeEmulator:
         token: str | None = None,
         crds: str | None = "release-1.15.0",
         snapshot_crd: bool = True,
+        token_lifetime_s: float | None = None,
     ) -> None:
+        # Short-lived tokens, as a managed cluster's authenticator issues them (EKS, GKE, AKS): handed
+        # out by GET /test/issue-token (what an exec plugin fetches), refused with 401 once expired.
+        self.token_lifetime_s = token_lifetime_s
+        self.issued: dict[str, float] = {}  # token -> when it expires (monotonic)
+        self.unauthorized = 0
         self.crds = crds
         self.snapshot_crd = snapshot_crd
         self.namespaces = set(namespaces)
@@ -86,6 +94,19 @@ class KubeEmulator:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig for this API server: a static token, or (with ``token_lifetime_s``) an exec plugin
+        that fetches a short-lived one, as ``aws eks get-token`` or ``gke-gcloud-auth-plugin`` do."""
+        user: dict[str, Any] = {"token": "emulator-token"}
+        if self.token_lifetime_s is not None:
+            plugin = Path(__file__).parent / "k8s" / "exec_plugin.py"
+            user = {
+                "exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1beta1",
+                    "command": sys.executable,
+                    "args": [str(plugin), self.url],
+                    "interactiveMode": "Never",
+                }
+            }
         path.write_text(
             json.dumps(
                 {
@@ -93,7 +114,7 @@ class KubeEmulator:
                     "kind": "Config",
                     "current-context": "emulator",
                     "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-                    "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
+                    "users": [{"name": "tester", "user": user}],
                     "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
                 }
             )
@@ -227,7 +248,15 @@ class KubeEmulator:
         @app.middleware("http")
         async def faults(request: Request, call_next: Any) -> Response:
             self.requests.append(f"{request.method} {request.url.path}?{request.url.query}")
-            if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+            if request.url.path == "/test/issue-token":
+                return await call_next(request)
+            given = (request.headers.get("authorization") or "").removeprefix("Bearer ")
+            if self.token_lifetime_s is not None:
+                if self.issued.get(given, 0.0) <= time.monotonic():
+                    self.unauthorized += 1
+                    return _status(401, "Unauthorized", "Unauthorized")
+            elif self.token and given != self.token:
+                self.unauthorized += 1
                 return _status(401, "Unauthorized", "Unauthorized")
             if self.fault == "500":
                 return _status(500, "InternalError", "injected fault")
@@ -236,6 +265,13 @@ class KubeEmulator:
                     await asyncio.sleep(0.05)
             response: Response = await call_next(request)
             return response
+
+        @app.get("/test/issue-token")
+        async def issue_token() -> Response:
+            assert self.token_lifetime_s is not None
+            token = f"t-{uuid.uuid4().hex}"
+            self.issued[token] = time.monotonic() + self.token_lifetime_s
+            return JSONResponse({"token": token, "expires_in_s": self.token_lifetime_s})
 
         @app.get("/api/v1/namespaces/{ns}")
         async def namespace(ns: str) -> Response:

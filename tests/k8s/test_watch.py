@@ -128,3 +128,24 @@ async def test_in_cluster_service_account_connects_over_tls_with_its_token(
             await api.close()
     finally:
         await kube.stop()
+
+
+async def test_a_rotated_service_account_token_is_read_again(
+    service_account: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube = await KubeEmulator(namespaces=("flink",), tls=service_account, token="pod-token").start()
+    try:
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.port))
+        api = await KubeApi.connect(None)
+        try:
+            assert await api.namespace_exists("flink")
+            # The kubelet rotates the projected token: the API server takes only the new one.
+            kube.token = "pod-token-2"
+            (service_account[0].parent / "token").write_text("pod-token-2")
+            assert await api.namespace_exists("flink")  # same connection: read again after the 401
+            assert kube.unauthorized == 1
+        finally:
+            await api.close()
+    finally:
+        await kube.stop()

@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
-from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
 from streampilot.domain.k8s import GROUP, VERSION
+from streampilot.targets.kubernetes.credentials import Credentials
 from streampilot.targets.kubernetes.errors import (
     KubeConfigError,
     KubeError,
@@ -76,9 +76,10 @@ class KubeApi:
     refused (400) instead of silently pruned, so a setting never vanishes on its way to Flink.
     """
 
-    def __init__(self, api: client.ApiClient, timeout_s: float = 10.0) -> None:
+    def __init__(self, api: client.ApiClient, timeout_s: float = 10.0, credentials: Credentials | None = None) -> None:
         self._api = api
         self._timeout = timeout_s
+        self.credentials = credentials
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
@@ -91,40 +92,52 @@ class KubeApi:
                 path = await asyncio.to_thread(lambda: Path(kubeconfig).expanduser())
                 if not await asyncio.to_thread(path.is_file):
                     raise KubeConfigError(f"kubeconfig {kubeconfig} does not exist")
-                await config.load_kube_config(
-                    config_file=str(path), context=context, client_configuration=configuration
-                )
+                credentials = Credentials(path, context, None)
             else:
-                account = service_account_dir()
-                loader = InClusterConfigLoader(
-                    token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
-                )
-                try:
-                    await asyncio.to_thread(loader.load_and_set, configuration)  # reads the token file
-                except ConfigException as exc:
-                    raise KubeConfigError(
-                        f"no kubeconfig given and no in-cluster service account usable ({exc}); "
-                        "set options.kubeconfig, or run streampilot in a pod with a service account"
-                    ) from None
+                credentials = Credentials(None, None, service_account_dir())
+            try:
+                await credentials.load(configuration)
+            except ConfigException as exc:
+                if kubeconfig:
+                    raise
+                raise KubeConfigError(
+                    f"no kubeconfig given and no in-cluster service account usable ({exc}); "
+                    "set options.kubeconfig, or run streampilot in a pod with a service account"
+                ) from None
         except ConfigException as exc:
             raise KubeConfigError(f"cannot use the Kubernetes connection settings: {exc}") from None
-        except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
+        except (ValueError, KeyError, TypeError, OSError, yaml.YAMLError) as exc:
             raise KubeConfigError(f"kubeconfig {kubeconfig} is not a valid kubeconfig: {exc}") from None
-        return cls(client.ApiClient(configuration), timeout_s)
+        configuration.refresh_api_key_hook = credentials.hook
+        return cls(client.ApiClient(configuration), timeout_s, credentials)
 
     async def close(self) -> None:
         await self._api.close()
 
-    async def _call(self, what: str, coro: Any) -> Any:
-        try:
-            return await coro
-        except (ApiException, *TRANSIENT) as exc:
-            raise _translate(exc, what) from None
+    def _failed(self, exc: BaseException, what: str) -> KubeError:
+        """The error, translated; a 401 means the credentials are no longer good: fetched anew next time."""
+        if isinstance(exc, ApiException) and exc.status == 401 and self.credentials is not None:
+            self.credentials.invalidate()
+        if isinstance(exc, ConfigException):  # fetching fresh credentials failed (e.g. the exec plugin)
+            return KubeUnavailable(f"{what}: could not refresh the Kubernetes credentials: {exc}")
+        return _translate(exc, what)
+
+    async def _call(self, what: str, request: Callable[[], Awaitable[Any]]) -> Any:
+        """One request; after a 401 (an expired or revoked token) once more with fresh credentials."""
+        for attempt in (1, 2):
+            try:
+                return await request()
+            except (ApiException, ConfigException, *TRANSIENT) as exc:
+                error = self._failed(exc, what)
+                if attempt == 1 and isinstance(exc, ApiException) and exc.status == 401 and self.credentials:
+                    continue
+                raise error from None
+        raise AssertionError("unreachable")
 
     async def namespace_exists(self, namespace: str) -> bool:
         try:
             await self._call(
-                f"namespace {namespace}", self.core.read_namespace(namespace, _request_timeout=self._timeout)
+                f"namespace {namespace}", lambda: self.core.read_namespace(namespace, _request_timeout=self._timeout)
             )
         except KubeNotFound:
             return False
@@ -133,7 +146,7 @@ class KubeApi:
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(
             f"{plural}/{name}",
-            self.custom.get_namespaced_custom_object(
+            lambda: self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
             ),
         )
@@ -142,7 +155,7 @@ class KubeApi:
     async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(
             f"create {plural}",
-            self.custom.create_namespaced_custom_object(
+            lambda: self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, body, field_validation="Strict", _request_timeout=self._timeout
             ),
         )
@@ -151,7 +164,7 @@ class KubeApi:
     async def patch(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(
             f"patch {plural}/{name}",
-            self.custom.patch_namespaced_custom_object(
+            lambda: self.custom.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
                 namespace,
@@ -167,7 +180,7 @@ class KubeApi:
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         await self._call(
             f"delete {plural}/{name}",
-            self.custom.delete_namespaced_custom_object(
+            lambda: self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
             ),
         )
@@ -183,14 +196,14 @@ class KubeApi:
         try:
             await self._call(
                 f"create configmap {name}",
-                self.core.create_namespaced_config_map(namespace, raw, _request_timeout=self._timeout),
+                lambda: self.core.create_namespaced_config_map(namespace, raw, _request_timeout=self._timeout),
             )
         except KubeRejected as exc:
             if exc.status != 409:
                 raise
             await self._call(
                 f"replace configmap {name}",
-                self.core.replace_namespaced_config_map(name, namespace, raw, _request_timeout=self._timeout),
+                lambda: self.core.replace_namespaced_config_map(name, namespace, raw, _request_timeout=self._timeout),
             )
 
     async def list(self, plural: str, namespace: str, label_selector: str | None) -> tuple[list[dict[str, Any]], str]:
@@ -198,26 +211,28 @@ class KubeApi:
         if builtin is not None:
             # Raw JSON, not the typed model: only a few fields are read, none are validated here.
             what = f"list {plural}"
-            resp = await self._call(
-                what,
-                builtin(
+
+            async def raw_list() -> dict[str, Any]:
+                resp = await builtin(
                     namespace,
                     label_selector=label_selector or "",
                     _preload_content=False,
                     _request_timeout=self._timeout,
-                ),
-            )
-            try:
-                async with resp:
-                    if not 200 <= resp.status <= 299:
-                        raise _translate(ApiException(status=resp.status, reason=(await resp.text())[:300]), what)
-                    raw: dict[str, Any] = json.loads(await resp.read())
-            except (ValueError, *TRANSIENT) as exc:
-                raise KubeUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
+                )
+                try:
+                    async with resp:
+                        if not 200 <= resp.status <= 299:  # as ApiException: a 401 is retried by _call
+                            raise ApiException(status=resp.status, reason=(await resp.text())[:300])
+                        found: dict[str, Any] = json.loads(await resp.read())
+                        return found
+                except ValueError as exc:
+                    raise KubeUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
+
+            raw = await self._call(what, raw_list)
             return list(raw.get("items") or []), str((raw.get("metadata") or {}).get("resourceVersion", ""))
         data = await self._call(
             f"list {plural}",
-            self.custom.list_namespaced_custom_object(
+            lambda: self.custom.list_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, label_selector=label_selector or "", _request_timeout=self._timeout
             ),
         )
@@ -244,8 +259,8 @@ class KubeApi:
                 resp = await builtin(namespace, **options)
             else:
                 resp = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **options)
-        except (ApiException, *TRANSIENT) as exc:
-            raise _translate(exc, what) from None
+        except (ApiException, ConfigException, *TRANSIENT) as exc:
+            raise self._failed(exc, what) from None
         if not 200 <= resp.status <= 299:  # an unread (streamed) answer is not checked by the library
             try:
                 body = await resp.text()
@@ -253,7 +268,7 @@ class KubeApi:
                 body = ""
             finally:
                 resp.release()
-            raise _translate(ApiException(status=resp.status, reason=body[:300]), what)
+            raise self._failed(ApiException(status=resp.status, reason=body[:300]), what)
         try:
             async with resp:
                 while True:
