@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -28,9 +29,29 @@ async def kube() -> AsyncIterator[KubeEmulator]:
     await emulator.stop()
 
 
+# The operator's own settings as a platform team running streampilot inside the cluster sets them: the
+# jars of session jobs come from streampilot over https, at an address on the cluster's network.
+OPERATOR_CONFIG = {
+    "kubernetes.operator.user.artifacts.allowed-schemes": "https",
+    "kubernetes.operator.user.artifacts.disallow-restricted-hosts": "false",
+}
+ARTIFACT_URL = "https://streampilot.streampilot.svc:8080"
+
+
+def fetch_from(api: httpx.AsyncClient) -> Callable[[str], Awaitable[bytes]]:
+    """The operator's GET of an artifact URL, answered by the platform under test."""
+
+    async def fetch(url: str) -> bytes:
+        resp = await api.get(urlparse(url).path, headers={"Authorization": ""})  # the operator sends no token
+        resp.raise_for_status()
+        return resp.content
+
+    return fetch
+
+
 @pytest.fixture
-async def operator(kube: KubeEmulator) -> AsyncIterator[OperatorSimulator]:
-    sim = OperatorSimulator(kube).start()
+async def operator(kube: KubeEmulator, api: httpx.AsyncClient) -> AsyncIterator[OperatorSimulator]:
+    sim = OperatorSimulator(kube, operator_config=OPERATOR_CONFIG, fetch=fetch_from(api)).start()
     yield sim
     await sim.stop()
 
@@ -52,6 +73,7 @@ async def add_cluster(
                 "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
                 "namespace": NS,
                 "state_dir": STATE_DIR,
+                **({"artifact_url": ARTIFACT_URL} if kind == "kubernetes-session" else {}),
                 **options,
             },
         },

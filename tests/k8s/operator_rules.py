@@ -11,7 +11,9 @@ needs comes from the resource itself.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,8 +26,24 @@ _SUPPORTED = re.compile(r"^v(1_(1[5-9]|20)|2_[0-4])$")
 # CheckpointingOptions.CHECKPOINTS_DIRECTORY / SAVEPOINT_DIRECTORY with their deprecated fallback keys.
 _CHECKPOINT_DIR = ("execution.checkpointing.dir", "state.checkpoints.dir")
 _SAVEPOINT_DIR = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
-# KubernetesOperatorConfigOptions.JAR_URI_ALLOWED_SCHEMES (1.15.0; default "https").
+# KubernetesOperatorConfigOptions.JAR_URI_ALLOWED_SCHEMES (1.15.0; default "https") and
+# JAR_URI_DISALLOW_RESTRICTED_HOSTS (1.15.0; default true).
 ALLOWED_SCHEMES_KEY = "kubernetes.operator.user.artifacts.allowed-schemes"
+RESTRICTED_HOSTS_KEY = "kubernetes.operator.user.artifacts.disallow-restricted-hosts"
+
+
+def _restricted(host: str) -> str | None:
+    """DefaultValidator.validateJarURI: a host resolving to a loopback, link-local, site-local, wildcard
+    or multicast address is refused (Java's InetAddress.isSiteLocalAddress: 10/8, 172.16/12, 192.168/16)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return f"jarURI host '{host}' cannot be resolved"
+    for raw in addresses:
+        ip = ipaddress.ip_address(raw)
+        if ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_unspecified or ip.is_multicast:
+            return f"jarURI host '{host}' resolves to a restricted address"
+    return None
 
 
 def _set(config: dict[str, str], keys: tuple[str, ...]) -> bool:
@@ -128,6 +146,14 @@ def session_job_refusal(
                 f"jarURI scheme '{scheme}' is not in the allowlist {sorted(schemes)}. "
                 f"Configure '{ALLOWED_SCHEMES_KEY}' to extend the allowlist."
             )
+        restricted = (operator_config or {}).get(RESTRICTED_HOSTS_KEY, "true").lower() == "true"
+        if scheme in ("http", "https") and restricted:
+            host = urlparse(str(job.get("jarURI"))).hostname
+            if not host:
+                return "jarURI must include a host for http/https schemes"
+            problem = _restricted(host)
+            if problem is not None:
+                return problem
     if session is None:
         return None
     session_spec = session.get("spec") or {}

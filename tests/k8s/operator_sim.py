@@ -13,6 +13,7 @@ import copy
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,16 @@ class OperatorSimulator:
         flink: FlinkClient | None = None,
         jars: dict[str, Path] | None = None,
         mount_root: Path | None = None,
-        release: str = "release-1.13.0",
+        release: str = "release-1.15.0",
         cleanup_delay_s: float = 0.3,
         snapshot_resources: bool = True,
+        operator_config: dict[str, str] | None = None,
+        fetch: Callable[[str], Awaitable[bytes]] | None = None,
     ) -> None:
+        self.operator_config = operator_config or {}  # the operator's own configuration (its ConfigMap)
+        # How the operator downloads a session job's jar (ArtifactManager -> HttpArtifactFetcher: a GET).
+        self.fetch = fetch
+        self.fetched: dict[str, bytes] = {}
         # kubernetes.operator.snapshot.resource.enabled (default true); it takes effect only where the
         # FlinkStateSnapshot CRD is installed (FlinkOperator.registerSnapshotController, and
         # FlinkStateSnapshotUtils.isSnapshotResourceEnabled falls back to the status fields without it).
@@ -115,7 +122,13 @@ class OperatorSimulator:
         job = {**job, "args": args}
         uri = job["jarURI"]
         if uri not in self._uploaded:
-            self._uploaded[uri] = await self.flink.upload_jar(self.jars[uri], "image-job.jar")
+            jar = self.jars.get(uri)
+            if jar is None and uri in self.fetched:  # a session job's jar, as the operator downloaded it
+                jar = self.mount_root / f"fetched-{len(self._uploaded)}.jar"
+                jar.parent.mkdir(parents=True, exist_ok=True)
+                jar.write_bytes(self.fetched[uri])
+            assert jar is not None, f"the image has no {uri}"
+            self._uploaded[uri] = await self.flink.upload_jar(jar, "image-job.jar")
         job_id = uuid.uuid4().hex
         run = JarRun(
             entry_class=job.get("entryClass"),
@@ -134,6 +147,20 @@ class OperatorSimulator:
         if job_id is not None and self.flink is not None:
             with contextlib.suppress(FlinkError):
                 await self.flink.cancel(job_id)
+
+    async def _fetch_jar(self, uri: str) -> str | None:
+        """Download a session job's jar as the operator does (http/https: a GET; anything else through
+        Flink's file systems, which know no ``local`` scheme); None when it arrived."""
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+        if scheme not in ("http", "https"):
+            return f"Could not find a file system implementation for scheme '{scheme}' ({uri})"
+        if self.fetch is None:
+            return f"no network to fetch {uri}"
+        try:
+            self.fetched[uri] = await self.fetch(uri)
+        except Exception as exc:
+            return f"Server returned an error for URL: {uri}: {exc}"
+        return None
 
     def _savepoint_dir(self, obj: dict[str, Any]) -> str:
         """The job's execution.checkpointing.savepoint-dir (a session job's from its session as well)."""
@@ -255,7 +282,7 @@ class OperatorSimulator:
                 refusal = deployment_refusal(obj)
             else:
                 session = self.kube.get("flinkdeployments", ns, str((obj.get("spec") or {}).get("deploymentName")))
-                refusal = session_job_refusal(obj, session, release=self.release)
+                refusal = session_job_refusal(obj, session, self.operator_config, release=self.release)
             if refusal is not None:
                 error = json.dumps({"type": VALIDATION_EXCEPTION, "message": refusal, "throwableList": []})
                 if status.get("error") != error:
@@ -317,6 +344,15 @@ class OperatorSimulator:
                     await self._record_savepoint(plural, obj, location, "UPGRADE", None)
                 await self._cancel_real(key)
                 await asyncio.sleep(self.deploy_delay_s)
+            if spec_job.get("state", "running") == "running" and plural == "flinksessionjobs":
+                # The operator fetches the jar before it submits the job (SessionJobReconciler ->
+                # ArtifactManager.fetch); a failed fetch is the reconcile's error, tried again later.
+                problem = await self._fetch_jar(str(spec_job.get("jarURI") or ""))
+                if problem is not None:
+                    self._reconciled.pop(key, None)
+                    error = json.dumps({"type": "java.io.IOException", "message": problem, "throwableList": []})
+                    await self.kube.set_status(plural, ns, name, {"error": error})
+                    return
             if spec_job.get("state", "running") == "running":
                 await self.kube.set_status(
                     plural,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from streampilot.domain.k8s import DEPLOYMENTS, SNAPSHOTS
 from streampilot.services.platform import Platform
 from streampilot.web.pages import COOKIE
 from tests.helpers import act, events, wait_app, wait_state
-from tests.k8s.conftest import NS, STATE_DIR, add_cluster, jar_app, jobmanager
+from tests.k8s.conftest import ARTIFACT_URL, NS, STATE_DIR, add_cluster, jar_app, jobmanager, tiny_jar
 from tests.k8s.operator_sim import OperatorSimulator, jobmanager_pod
 from tests.k8s_emulator import KubeEmulator
 
@@ -180,27 +181,35 @@ async def test_session_cluster_runs_apps_as_session_jobs(
         },
     )
     assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "options.session_name"
+    options = {
+        "kubeconfig": kubeconfig,
+        "namespace": NS,
+        "session_name": "shared-session",
+        "upgrade_mode": "stateless",  # no state storage needed then
+    }
+    no_artifacts = await api.post(
+        "/api/v1/clusters", json={"name": "session", "kind": "kubernetes-session", "options": options}
+    )
+    assert no_artifacts.status_code == 422 and no_artifacts.json()["detail"][0]["field"] == "options.artifact_url"
     resp = await api.post(
         "/api/v1/clusters",
-        json={
-            "name": "session",
-            "kind": "kubernetes-session",
-            "options": {
-                "kubeconfig": kubeconfig,
-                "namespace": NS,
-                "session_name": "shared-session",
-                "upgrade_mode": "stateless",  # no state storage needed then
-            },
-        },
+        json={"name": "session", "kind": "kubernetes-session", "options": {**options, "artifact_url": ARTIFACT_URL}},
     )
     assert resp.status_code == 201, resp.text
     platform.start_loops()
-    app_id = await jar_app(api, resp.json()["id"], "session-app")
+    jar = tiny_jar()
+    app_id = await jar_app(api, resp.json()["id"], "session-app", jar=jar)
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
     name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     job = kube.get("flinksessionjobs", NS, name)
     assert job is not None and job["spec"]["deploymentName"] == "shared-session"
     assert kube.get(DEPLOYMENTS, NS, name) is None  # no cluster of its own
+    # The operator fetched the uploaded jar itself, from the signed URL in the session job.
+    uri = job["spec"]["job"]["jarURI"]
+    assert uri.startswith(f"{ARTIFACT_URL}/artifacts/") and operator.fetched[uri] == jar
+    digest, signature, _ = urlparse(uri).path.split("/")[2:]
+    forged = f"/artifacts/{digest}/{'0' * len(signature)}/job.jar"
+    assert (await api.get(forged, headers={"Authorization": ""})).status_code == 404  # a URL opens one file only
     assert (await act(api, app_id, "cancel"))["result"]["state"] == "CANCELED"
 
 

@@ -1,13 +1,15 @@
 """Flink's REST API as the third source on Kubernetes: the operator stand-in runs each FlinkDeployment's
-job on the real shared Flink cluster, and the cluster's URL template points at that cluster's REST API
-(through a fault-injecting proxy). The Kubernetes API itself is the emulator."""
+(and FlinkSessionJob's) job on the real shared Flink cluster, and the cluster's URL template points at
+that cluster's REST API (through a fault-injecting proxy). The Kubernetes API itself is the emulator."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import os
 import sys
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,13 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from streampilot.domain.k8s import resource_name
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import inspect_home
 from streampilot.flink.local import LocalCluster
 from streampilot.services.platform import Platform
+from tests.e2e.test_dependencies import shout_sql
 from tests.faultproxy import FaultProxy
 from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state
-from tests.k8s.conftest import STATE_DIR, add_cluster, jar_app, tiny_jar
+from tests.k8s.conftest import OPERATOR_CONFIG, STATE_DIR, add_cluster, fetch_from, jar_app, tiny_jar
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
 
@@ -249,3 +253,62 @@ async def test_pyflink_needs_application_mode(api: httpx.AsyncClient, kube: Kube
     assert resp.status_code == 422, resp.text
     problem = resp.json()["detail"][0]
     assert problem["field"] == "kind" and "kubernetes-application" in problem["message"]
+
+
+async def test_a_session_job_with_a_udf_jar_runs_from_the_artifact_the_operator_fetched(
+    api: httpx.AsyncClient,
+    kube: KubeEmulator,
+    platform: Platform,
+    flink_cluster: LocalCluster,
+    udf_jar: Path,
+    tmp_path: Path,
+) -> None:
+    client = FlinkClient(flink_cluster.layout.rest_url, timeout_s=10, submit_timeout_s=60)
+    sim = OperatorSimulator(
+        kube, flink=client, mount_root=tmp_path / "mounts", operator_config=OPERATOR_CONFIG, fetch=fetch_from(api)
+    ).start()
+    try:
+        cluster = await add_cluster(
+            api,
+            kube,
+            tmp_path,
+            kind="kubernetes-session",
+            session_name="team",
+            rest_url_template=flink_cluster.layout.rest_url,
+            state_dir=f"file://{tmp_path}/state",
+        )
+        platform.start_loops()
+        assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
+        upload = await api.post("/api/v1/jars", files={"file": ("shout-udf.jar", udf_jar.read_bytes())})
+        out = tmp_path / "out"
+        resp = await api.post(
+            "/api/v1/apps",
+            json={
+                "name": "shout-on-k8s",
+                "kind": "sql",
+                "cluster_id": cluster,
+                "runtime_mode": "batch",
+                "dependency_jar_ids": [upload.json()["id"]],
+                "sql": shout_sql(out, "CREATE FUNCTION shout AS 'io.streampilot.testudf.Shout';"),
+            },
+        )
+        assert resp.status_code == 201, resp.text
+        app_id = resp.json()["id"]
+        assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+        await wait_state(api, app_id, "FINISHED", timeout=120)
+        job = kube.get("flinksessionjobs", "flink", resource_name(app_id))
+        assert job is not None
+        uri = job["spec"]["job"]["jarURI"]
+        with zipfile.ZipFile(io.BytesIO(sim.fetched[uri])) as fetched:  # the SQL runner with the UDF nested
+            nested = [fetched.read(n) for n in fetched.namelist() if n.startswith("lib/") and n.endswith(".jar")]
+        assert nested == [udf_jar.read_bytes()]
+        rows = [
+            r.strip('"')
+            for f in out.rglob("*")
+            if f.is_file() and not f.name.startswith(".")
+            for r in f.read_text().split()
+        ]
+        assert len(rows) == 5 and all(r.endswith("!") and r[:-1] == r[:-1].upper() for r in rows), rows
+    finally:
+        await sim.stop()
+        await client.close()

@@ -17,7 +17,7 @@ from streampilot.services.platform import Platform
 from streampilot.targets.kubernetes import target as target_module
 from streampilot.targets.kubernetes.client import KubeApi, KubeRejected
 from tests.helpers import act, wait_app, wait_operation, wait_state
-from tests.k8s.conftest import NS, add_cluster, jar_app
+from tests.k8s.conftest import NS, add_cluster, fetch_from, jar_app
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
 
@@ -78,10 +78,14 @@ async def test_the_api_server_keeps_a_deleted_resource_while_it_has_finalizers(k
 async def test_a_resource_the_operator_refuses_is_failed_with_its_reason(
     api: httpx.AsyncClient, kube: KubeEmulator, platform: Platform, tmp_path: Path
 ) -> None:
-    # Operator 1.15 checks a session job's jarURI against its allowed schemes (default: https only).
-    sim = OperatorSimulator(kube, release="release-1.15.0").start()
+    # A stock 1.15 operator fetches session jobs' jars only from hosts outside the cluster's private
+    # networks (kubernetes.operator.user.artifacts.disallow-restricted-hosts, default true): an artifact
+    # address on a Service IP is refused until that setting is turned off.
+    sim = OperatorSimulator(kube, fetch=fetch_from(api)).start()
     try:
-        cluster = await add_cluster(api, kube, tmp_path, kind="kubernetes-session", session_name="shared")
+        cluster = await add_cluster(
+            api, kube, tmp_path, kind="kubernetes-session", session_name="shared", artifact_url="https://10.96.0.15"
+        )
         platform.start_loops()
         assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
         app_id = await jar_app(api, cluster, "refused")
@@ -90,11 +94,11 @@ async def test_a_resource_the_operator_refuses_is_failed_with_its_reason(
         job = kube.get(SESSION_JOBS, NS, app["status"]["job_id"])
         assert job is not None and job["status"]["lifecycleState"] == "FAILED"
         assert "jobStatus" not in job["status"]  # nothing was deployed
+        assert sim.fetched == {}  # ... nor fetched
         events = (await api.get(f"/api/v1/apps/{app_id}/events")).json()
         failed = next(e for e in events if e["to_state"] == "FAILED")
-        assert "ValidationException: jarURI scheme 'local' is not in the allowlist ['https']" in failed["detail"], (
-            events
-        )
+        expected = "ValidationException: jarURI host '10.96.0.15' resolves to a restricted address"
+        assert expected in failed["detail"], events
     finally:
         await sim.stop()
 

@@ -24,7 +24,8 @@ from streampilot.services.context import Context
 from streampilot.services.submissions import launch_config
 from streampilot.store.orm import Cluster
 from streampilot.targets.kubernetes.observer import parse_options
-from streampilot.targets.kubernetes.target import KubernetesTarget
+from streampilot.targets.kubernetes.target import KubernetesTarget, spec_problems
+from tests.k8s.conftest import OPERATOR_CONFIG
 from tests.k8s.crds import OPERATOR_RELEASES, schema_problems
 from tests.k8s.operator_rules import deployment_refusal, session_job_refusal
 from tests.k8s_emulator import merge_patch
@@ -49,7 +50,10 @@ BASE_OPTIONS = {
     "state_dir": "s3://flink-state/team-a",
     "session_name": "team-session",
     "rest_url_template": "http://{name}-rest.{namespace}:8081",
+    "artifact_url": "https://streampilot.example.com",
 }
+# What session_jar_uri hands the operator: a signed artifact URL of the platform.
+FETCHED = "https://streampilot.example.com/artifacts/" + "a" * 64 + "/" + "b" * 32 + "/job.jar"
 
 
 def target(kind: str, **options: Any) -> KubernetesTarget:
@@ -63,7 +67,8 @@ def resources(kind: str, app: str, mode: str, restore: str | None) -> list[tuple
     stop with and without savepoint, a start that re-arms it)."""
     t = target(kind, upgrade_mode=mode)
     spec = SPECS[app]
-    body, _ = t.desired(7, spec, launch_config(spec, "app"), restore, restore is not None)
+    fetched = FETCHED if kind == KIND_SESSION else None
+    body, _ = t.desired(7, spec, launch_config(spec, "app"), restore, restore is not None, fetched)
     plural = DEPLOYMENTS if kind == KIND_APPLICATION else SESSION_JOBS
     out = [(plural, body)]
     for job_patch in (
@@ -80,7 +85,8 @@ CASES = [
     for kind, app, mode, restore in itertools.product(
         (KIND_APPLICATION, KIND_SESSION), SPECS, MODES, (None, "s3://flink-state/team-a/savepoints/savepoint-1")
     )
-    if not (app == "python" and kind == KIND_SESSION)  # refused up front: the script is mounted into the app's pods
+    # Refused up front on session clusters: a script mounted into the app's own pods, a jar inside an image.
+    if not (app in ("python", "jar-in-image") and kind == KIND_SESSION)
 ]
 
 
@@ -96,8 +102,7 @@ def test_every_resource_fits_the_crd_schema_and_the_operator_validator(
         if plural == DEPLOYMENTS:
             assert deployment_refusal(obj) is None, obj["spec"]
         else:
-            # The jar URI is checked by the operator's 1.15 validator too: that is the artifact server's part.
-            assert session_job_refusal(obj, session, release="release-1.13.0") is None, obj["spec"]
+            assert session_job_refusal(obj, session, OPERATOR_CONFIG, release) is None, obj["spec"]
     invalid, unknown = schema_problems(release, DEPLOYMENTS, session)
     assert invalid == [] and unknown == [] and deployment_refusal(session) is None, session
 
@@ -120,6 +125,9 @@ def test_the_rules_catch_what_a_stock_operator_refuses() -> None:
     assert unknown == ["spec.job.nonce"]
     job, _ = target(KIND_SESSION).desired(1, SPECS["jar"], {}, None, False)
     assert "jarURI scheme 'local' is not in the allowlist" in str(session_job_refusal(job, None))
+    on_session = spec_problems(SPECS["jar-in-image"], KIND_SESSION, target(KIND_SESSION).options)
+    assert [p.field for p in on_session] == ["properties.kubernetes.jar-uri"]
+    assert [p.field for p in spec_problems(SPECS["python"], KIND_SESSION, target(KIND_SESSION).options)] == ["kind"]
 
 
 def test_flink_version_follows_the_image_and_the_operators_enum() -> None:

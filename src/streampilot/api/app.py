@@ -15,7 +15,17 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from streampilot import __version__
-from streampilot.api.routers import alerts, apps, channels, clusters, explain, operations, system, variables
+from streampilot.api.routers import (
+    alerts,
+    apps,
+    artifacts,
+    channels,
+    clusters,
+    explain,
+    operations,
+    system,
+    variables,
+)
 from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError
@@ -104,6 +114,7 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     app.include_router(pages.router)
     app.include_router(setup_pages.router)
     app.include_router(system.public)
+    app.include_router(artifacts.router)
     app.include_router(system.router)
     app.include_router(clusters.router)
     app.include_router(clusters.jobs)

@@ -10,6 +10,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -74,6 +75,13 @@ def _rest_template(v: str) -> str:
             "and {namespace}"
         )
     return v
+
+
+def _artifact_url(v: str) -> str:
+    parsed = urlparse(v)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ValueError(f"{v!r} is not an http(s) base URL like https://streampilot.example.com")
+    return v.rstrip("/")
 
 
 Name = Annotated[str, AfterValidator(_label)]
@@ -212,6 +220,12 @@ class K8sOptions(BaseModel):
         description="Flink's flink-python jar inside the image (PyFlink apps, application mode)",
     )
     python_executable: str = Field(default="python3", description="The image's Python with apache-flink installed")
+    artifact_url: Annotated[str, AfterValidator(_artifact_url)] | None = Field(
+        default=None,
+        description="kubernetes-session: where the Flink operator reaches streampilot to fetch session jobs' "
+        "jars, e.g. https://streampilot.example.com (its scheme must be in the operator's "
+        "kubernetes.operator.user.artifacts.allowed-schemes)",
+    )
     rest_url_template: Annotated[str, AfterValidator(_rest_template)] | None = Field(
         default=None,
         description="Flink's REST API of a FlinkDeployment, e.g. http://{name}-rest.{namespace}:8081 or an "

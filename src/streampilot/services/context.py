@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
+from streampilot.services.artifacts import ArtifactStore
 from streampilot.services.secrets import SecretBox
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
@@ -46,6 +47,11 @@ class Context:
     @property
     def home(self) -> Path:
         return self.settings.home
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """Jars the Kubernetes operator fetches for session jobs (services/artifacts.py)."""
+        return ArtifactStore(self.home / "artifacts", self.home / "artifact.key")
 
     @property
     def secrets(self) -> SecretBox:

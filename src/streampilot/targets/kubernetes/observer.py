@@ -77,6 +77,12 @@ def parse_options(kind: str, raw: dict[str, Any]) -> K8sOptions:
         ) from None
     if kind != KIND_APPLICATION and not options.session_name:
         raise SpecError.one("options.session_name", "a kubernetes-session cluster names its session FlinkDeployment")
+    if kind != KIND_APPLICATION and not options.artifact_url:
+        raise SpecError.one(
+            "options.artifact_url",
+            "the Flink operator fetches a session job's jar itself: give the address at which it reaches "
+            "streampilot, e.g. https://streampilot.example.com (see the README's Kubernetes set-up)",
+        )
     forbidden = forbidden_keys(options.flink_configuration)
     if forbidden:
         raise SpecError.one(

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streampilot.domain.apps import IMAGE_JAR_PROPERTY, AppKind, AppSpec
@@ -42,6 +43,8 @@ from streampilot.flink.client import FlinkClient
 from streampilot.flink.launch import PYTHON_DRIVER, RUNNER_CLASS, encode_statements
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, Unavailable
+from streampilot.services.homes import home_info
+from streampilot.services.jars import JarService, dependency_jars
 from streampilot.services.submissions import launch_config
 from streampilot.store.orm import Cluster
 from streampilot.targets.kubernetes.errors import KubeError, KubeNotFound, KubeRejected
@@ -134,9 +137,17 @@ class KubernetesTarget:
             raise SpecError(problems)
 
     def desired(
-        self, app_id: int, spec: AppSpec, config: dict[str, str], restore: str | None, allow_non_restored_state: bool
+        self,
+        app_id: int,
+        spec: AppSpec,
+        config: dict[str, str],
+        restore: str | None,
+        allow_non_restored_state: bool,
+        fetched_jar: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The app's resource for ``spec``, and the ConfigMap carrying its script (PyFlink)."""
+        """The app's resource for ``spec``, and the ConfigMap carrying its script (PyFlink).
+
+        ``fetched_jar``: a session job's jar as the operator fetches it (``session_jar_uri``)."""
         o = self.options
         name = resource_name(app_id)
         flink_config = {k: v for k, v in config.items() if k != IMAGE_JAR_PROPERTY}
@@ -157,6 +168,8 @@ class KubernetesTarget:
         else:
             jar_uri = str(spec.properties.get(IMAGE_JAR_PROPERTY, o.jar_uri))
             entry_class, args = spec.entry_class, spec.args
+        if fetched_jar is not None:
+            jar_uri = fetched_jar
         job = job_section(
             jar_uri=jar_uri,
             entry_class=entry_class,
@@ -184,7 +197,9 @@ class KubernetesTarget:
         self.check(spec)
         o = self.options
         name = resource_name(app_id)
-        body, script_map = self.desired(app_id, spec, config, restore, allow_non_restored_state)
+        body, script_map = self.desired(
+            app_id, spec, config, restore, allow_non_restored_state, await self.session_jar_uri(spec)
+        )
         api = await self.clusters.api(self.cluster)
         plural = plural_of(self.cluster)
         try:
@@ -201,6 +216,27 @@ class KubernetesTarget:
             await self._attach_script(api, created, script_map)
         self.clusters.remember(self.cluster, created)
         return name
+
+    async def session_jar_uri(self, spec: AppSpec) -> str | None:
+        """Where the operator fetches a session job's jar (None in application mode: the image has it):
+        the uploaded jar or the SQL runner, with the app's dependency jars nested in it, published as a
+        signed artifact of this platform (services/artifacts.py); or an http(s) jar URI the app names."""
+        o = self.options
+        if self.cluster.kind == KIND_APPLICATION:
+            return None
+        named = spec.properties.get(IMAGE_JAR_PROPERTY)
+        if spec.kind == AppKind.JAR and named:
+            return str(named)
+        if spec.kind == AppKind.SQL:
+            jar = await self.ctx.runners.sql_runner(await home_info(self.ctx, None))
+        else:
+            assert spec.jar_id is not None
+            jar = Path((await JarService(self.ctx).get(spec.jar_id)).path)
+        if spec.dependency_jar_ids:
+            deps = [(j.sha256, Path(j.path)) for j in await dependency_jars(self.ctx, spec.dependency_jar_ids)]
+            jar = await self.ctx.runners.bundle(jar, deps)
+        assert o.artifact_url is not None  # required for session clusters (parse_options)
+        return self.ctx.artifacts.url(o.artifact_url, await self.ctx.artifacts.publish(jar))
 
     async def _attach_script(
         self, api: KubeApi, owner: dict[str, Any], script_map: dict[str, Any], undo_on_failure: bool = True
@@ -235,7 +271,7 @@ class KubernetesTarget:
         name = resource_name(app_id)
         current = await self._current(name)
         before = suspend_savepoint(current)
-        body, script_map = self.desired(app_id, spec, config, None, False)
+        body, script_map = self.desired(app_id, spec, config, None, False, await self.session_jar_uri(spec))
         api = await self.clusters.api(self.cluster)
         if script_map is not None:
             await self._attach_script(api, current, script_map, undo_on_failure=False)
@@ -450,12 +486,22 @@ def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldPr
             problems.append(
                 FieldProblem(name, f"{name} do not reach Kubernetes pods yet: build them into the image instead")
             )
-    if spec.dependency_jar_ids:
+    if spec.dependency_jar_ids and kind == KIND_APPLICATION:
         problems.append(
             FieldProblem(
                 "dependency_jar_ids",
-                "uploaded jars do not reach Kubernetes pods yet: build them into the image (lib/ or usrlib/) "
-                "and name them in the property pipeline.classpaths, or run the app on a standalone cluster",
+                "uploaded jars reach session jobs only (the operator fetches their jar from streampilot); in "
+                "application mode build them into the image (lib/ or usrlib/) and name them in the property "
+                "pipeline.classpaths, or use a kubernetes-session cluster",
+            )
+        )
+    named = spec.properties.get(IMAGE_JAR_PROPERTY)
+    if kind != KIND_APPLICATION and named and not str(named).startswith(("https://", "http://")):
+        problems.append(
+            FieldProblem(
+                f"properties.{IMAGE_JAR_PROPERTY}",
+                f"{named!r}: the Flink operator fetches a session job's jar itself, from an https:// URL (a jar "
+                "inside an image is not there); upload the jar (jar_id) instead, or give its https:// address",
             )
         )
     forbidden = forbidden_keys(spec.properties)
