@@ -17,7 +17,9 @@ from streampilot.domain.k8s import (
     KIND_APPLICATION,
     KIND_SESSION,
     SESSION_JOBS,
+    SNAPSHOTS,
     K8sOptions,
+    savepoint_snapshot,
     session_deployment,
 )
 from streampilot.services.context import Context
@@ -105,6 +107,13 @@ def test_every_resource_fits_the_crd_schema_and_the_operator_validator(
             assert session_job_refusal(obj, session, OPERATOR_CONFIG, release) is None, obj["spec"]
     invalid, unknown = schema_problems(release, DEPLOYMENTS, session)
     assert invalid == [] and unknown == [] and deployment_refusal(session) is None, session
+
+
+@pytest.mark.parametrize("release", OPERATOR_RELEASES)
+@pytest.mark.parametrize("kind", ["FlinkDeployment", "FlinkSessionJob"])
+def test_the_savepoint_request_fits_the_flinkstatesnapshot_schema(release: str, kind: str) -> None:
+    body = savepoint_snapshot("sp-app-7-savepoint-1", "flink", kind, "sp-app-7", {"managed-by": "streampilot"})
+    assert schema_problems(release, SNAPSHOTS, body) == ([], [])
 
 
 def test_the_rules_catch_what_a_stock_operator_refuses() -> None:
