@@ -196,13 +196,26 @@ class OperatorSimulator:
                         "savepoint": {"path": location, "alreadyExists": trigger == "UPGRADE"},
                         "jobReference": {"kind": kind, "name": name},
                     },
-                    "status": {"state": "COMPLETED", "path": location},
+                    "status": {
+                        "state": "COMPLETED",
+                        "path": location,
+                        "resultTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    },
                 },
             )
         else:
             job_status["savepointInfo"] = {"lastSavepoint": {"location": location, "triggerNonce": nonce}}
         if job_status:
             await self.kube.set_status(plural, ns, name, {"jobStatus": job_status})
+
+    async def periodic_savepoint(self, plural: str, ns: str, name: str) -> str:
+        """What kubernetes.operator.periodic.savepoint.interval does when it comes due (a PERIODIC
+        snapshot, recorded like any other the operator takes); returns its path."""
+        obj = self.kube.objects[(plural, ns, name)]
+        self._snapshot_counter += 1
+        location = f"{self._savepoint_dir(obj)}/{name}/savepoint-periodic-{self._snapshot_counter}"
+        await self._record_savepoint(plural, obj, location, "PERIODIC", None)
+        return location
 
     async def _reconcile_snapshot(self, key: tuple[str, str, str], obj: dict[str, Any]) -> None:
         """FlinkStateSnapshotController: a new savepoint request is validated (DefaultValidator.

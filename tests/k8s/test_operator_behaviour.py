@@ -198,3 +198,20 @@ async def test_a_policy_restart_with_snapshot_resources_restores_the_savepoint(
     assert kube.get(DEPLOYMENTS, NS, name)["spec"]["job"]["initialSavepointPath"] == saved  # type: ignore[index]
     timeline = (await api.get(f"/api/v1/apps/{app_id}/events")).json()
     assert any(e["cause"] == "policy" and "auto-restart 1 of 3" in e["detail"] for e in timeline), timeline
+
+
+@SQLITE
+async def test_restore_latest_finds_the_operators_own_savepoints(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
+) -> None:
+    cluster = await add_cluster(api, kube, tmp_path)
+    platform.start_loops()
+    app_id = await jar_app(api, cluster)
+    await act(api, app_id, "start", {})
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    await act(api, app_id, "savepoint")  # ours: recorded by streampilot
+    await asyncio.sleep(1.1)  # the operator's own comes later (resultTimestamp has whole seconds)
+    periodic = await operator.periodic_savepoint(DEPLOYMENTS, NS, name)  # never seen by streampilot
+    await act(api, app_id, "cancel")
+    started = await act(api, app_id, "start", {"restore": "latest"})
+    assert kube.get(DEPLOYMENTS, NS, name)["spec"]["job"]["initialSavepointPath"] == periodic, started  # type: ignore[index]

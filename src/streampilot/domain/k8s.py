@@ -9,6 +9,7 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
@@ -362,6 +363,25 @@ def savepoint_snapshot(
             "backoffLimit": 0,
         },
     }
+
+
+def kept_savepoints(snapshots: list[dict[str, Any]], resource: str) -> list[tuple[str, float]]:
+    """Completed savepoints among FlinkStateSnapshots that refer to ``resource``, as (path, epoch s):
+    the time is the operator's ``status.resultTimestamp`` (else the object's creation)."""
+    found = []
+    for snap in snapshots:
+        spec, status = snap.get("spec") or {}, snap.get("status") or {}
+        if (spec.get("jobReference") or {}).get("name") != resource or spec.get("savepoint") is None:
+            continue
+        if status.get("state") != "COMPLETED" or not status.get("path"):
+            continue
+        stamp = status.get("resultTimestamp") or (snap.get("metadata") or {}).get("creationTimestamp")
+        try:
+            at = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() if stamp else 0.0
+        except ValueError:
+            at = 0.0
+        found.append((str(status["path"]), at))
+    return sorted(found, key=lambda f: f[1], reverse=True)
 
 
 def suspend_savepoint(resource: dict[str, Any]) -> str | None:

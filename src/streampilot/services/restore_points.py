@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from streampilot.flink.client import FlinkError
 from streampilot.services.context import Context
+from streampilot.services.errors import ServiceError
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, Cluster, Snapshot
 
@@ -109,6 +110,7 @@ async def candidates(ctx: Context, app: App) -> list[Candidate]:
     found = await asyncio.to_thread(from_files)
     if app.job_id and cluster is not None:
         found += await _flink_history(ctx, cluster, app.job_id)
+        found += await _kept_by_the_target(ctx, cluster, app.job_id)
     by_path: dict[str, Candidate] = {}
     for c in found:
         known = by_path.get(c.path)
@@ -130,6 +132,16 @@ async def _flink_history(ctx: Context, cluster: Cluster, job_id: str) -> list[Ca
     if latest is None or not latest.external_path or latest.latest_ack_ms is None:
         return []
     return [Candidate(latest.external_path, latest.latest_ack_ms / 1000, "Flink's history")]
+
+
+async def _kept_by_the_target(ctx: Context, cluster: Cluster, job_id: str) -> list[Candidate]:
+    """Savepoints the target keeps by itself (the Kubernetes operator's FlinkStateSnapshots, e.g. its
+    periodic savepoints): a target that does not answer only loses this source."""
+    try:
+        kept = await asyncio.wait_for(target_for(ctx, cluster).kept_savepoints(job_id), HISTORY_TIMEOUT_S)
+    except (ServiceError, TimeoutError):
+        return []
+    return [Candidate(path, at, "the operator's FlinkStateSnapshots") for path, at in kept]
 
 
 async def newest_restorable(ctx: Context, app: App) -> Candidate | None:

@@ -147,6 +147,9 @@ class FakeTarget:
             }
         )
 
+    async def kept_savepoints(self, job_id: str) -> list[tuple[str, float]]:
+        return []
+
     def flink_api(self, job_id: str) -> tuple[FlinkClient, str] | None:
         return None
 

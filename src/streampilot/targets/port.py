@@ -135,6 +135,12 @@ class Target(Protocol):
         """Flink's REST API for the job and the job's id there; None where it cannot be reached."""
         ...
 
+    async def kept_savepoints(self, job_id: str) -> list[tuple[str, float]]:
+        """Savepoints the place keeps of the job by itself, as (path, seconds since the epoch): the
+        Kubernetes operator's FlinkStateSnapshots (periodic, upgrade, manual); none on a standalone
+        cluster. Raises ``Unavailable`` when it cannot be asked."""
+        ...
+
     async def describe(self) -> dict[str, Any]:
         """The cluster as an operator sees it (reachable, slots, resources, session state)."""
         ...

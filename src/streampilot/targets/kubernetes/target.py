@@ -29,6 +29,7 @@ from streampilot.domain.k8s import (
     application_deployment,
     forbidden_keys,
     job_section,
+    kept_savepoints,
     operator_error,
     resource_name,
     savepoint_snapshot,
@@ -109,6 +110,20 @@ class KubernetesTarget:
         budget = min(settings.flink.request_timeout_s, max(1.0, settings.tracking.tick_s))
         found = await self.clusters.listing(self.cluster, self.ctx.client_at, budget)
         return Listing.failed(found) if isinstance(found, str) else Listing(found)
+
+    async def kept_savepoints(self, job_id: str) -> list[tuple[str, float]]:
+        """The operator's completed savepoints of the app's resource (FlinkStateSnapshots referring to
+        it: periodic, upgrade and manual ones, ours included)."""
+        api = await self.clusters.api(self.cluster)
+        if not await self._snapshot_resources(api):
+            return []
+        try:
+            items, _ = await api.list(SNAPSHOTS, self.options.namespace, None)
+        except KubeNotFound:
+            return []
+        except KubeError as exc:
+            raise Unavailable(f"Kubernetes API did not answer: {exc}") from None
+        return kept_savepoints(items, job_id)
 
     def flink_api(self, job_id: str) -> tuple[FlinkClient, str] | None:
         found = self.clusters.rest_of(self.cluster, job_id)

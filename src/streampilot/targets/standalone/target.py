@@ -165,6 +165,9 @@ class StandaloneTarget:
         except FlinkError as exc:
             return Listing.failed(str(exc))
 
+    async def kept_savepoints(self, job_id: str) -> list[tuple[str, float]]:
+        return []  # Flink keeps no list of savepoints; ours are recorded when taken
+
     def flink_api(self, job_id: str) -> tuple[FlinkClient, str] | None:
         return self.client, job_id
 
