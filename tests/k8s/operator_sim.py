@@ -366,6 +366,35 @@ class OperatorSimulator:
                     error = json.dumps({"type": "java.io.IOException", "message": problem, "throwableList": []})
                     await self.kube.set_status(plural, ns, name, {"error": error})
                     return
+            uri = str(spec_job.get("jarURI") or "")
+            remote = "://" in uri and not uri.startswith("local://")
+            if spec_job.get("state", "running") == "running" and plural == "flinkdeployments" and remote:
+                # Flink's JobManager (1.19+) fetches a remote jarURI before it runs the job
+                # (KubernetesApplicationClusterEntrypoint -> ArtifactFetchManager); plain http only
+                # with user.artifacts.raw-http-enabled. A failed fetch fails the JobManager.
+                config = (obj.get("spec") or {}).get("flinkConfiguration") or {}
+                raw_http = str(config.get("user.artifacts.raw-http-enabled", "false")).lower() == "true"
+                problem = (
+                    "raw HTTP endpoints are not enabled (user.artifacts.raw-http-enabled)"
+                    if uri.startswith("http://") and not raw_http
+                    else await self._fetch_jar(uri)
+                )
+                if problem is not None:
+                    await self.kube.set_status(
+                        plural,
+                        ns,
+                        name,
+                        {
+                            "observedGeneration": generation,
+                            "lifecycleState": "DEPLOYED",
+                            "jobManagerDeploymentStatus": "ERROR",
+                            "jobStatus": {"state": "FAILED"},
+                            "error": json.dumps({"type": "org.apache.flink.util.FlinkRuntimeException",
+                                                 "message": f"Could not fetch the job's artifacts: {problem}",
+                                                 "throwableList": []}),
+                        },
+                    )  # fmt: skip
+                    return
             if spec_job.get("state", "running") == "running":
                 await self.kube.set_status(
                     plural,

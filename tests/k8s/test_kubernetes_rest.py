@@ -255,30 +255,37 @@ async def test_pyflink_needs_application_mode(api: httpx.AsyncClient, kube: Kube
     assert problem["field"] == "kind" and "kubernetes-application" in problem["message"]
 
 
-async def test_a_session_job_with_a_udf_jar_runs_from_the_artifact_the_operator_fetched(
+@pytest.mark.parametrize("kind", ["kubernetes-session", "kubernetes-application"])
+async def test_a_sql_app_with_a_udf_jar_runs_from_the_artifact_streampilot_serves(
     api: httpx.AsyncClient,
     kube: KubeEmulator,
     platform: Platform,
     flink_cluster: LocalCluster,
     udf_jar: Path,
     tmp_path: Path,
+    kind: str,
 ) -> None:
+    """Session mode: the operator fetches the jar; application mode (Flink 1.19+): the JobManager does.
+    Either way neither the SQL runner nor the UDF needs to be in the image."""
     client = FlinkClient(flink_cluster.layout.rest_url, timeout_s=10, submit_timeout_s=60)
     sim = OperatorSimulator(
         kube, flink=client, mount_root=tmp_path / "mounts", operator_config=OPERATOR_CONFIG, fetch=fetch_from(api)
     ).start()
     try:
+        session = {"session_name": "team"} if kind == "kubernetes-session" else {}
         cluster = await add_cluster(
             api,
             kube,
             tmp_path,
-            kind="kubernetes-session",
-            session_name="team",
+            kind=kind,
             rest_url_template=flink_cluster.layout.rest_url,
             state_dir=f"file://{tmp_path}/state",
+            artifact_url="https://streampilot.flink.svc",
+            **session,
         )
         platform.start_loops()
-        assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
+        if session:
+            assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
         upload = await api.post("/api/v1/jars", files={"file": ("shout-udf.jar", udf_jar.read_bytes())})
         out = tmp_path / "out"
         resp = await api.post(
@@ -296,7 +303,8 @@ async def test_a_session_job_with_a_udf_jar_runs_from_the_artifact_the_operator_
         app_id = resp.json()["id"]
         assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
         await wait_state(api, app_id, "FINISHED", timeout=120)
-        job = kube.get("flinksessionjobs", "flink", resource_name(app_id))
+        plural = "flinksessionjobs" if session else "flinkdeployments"
+        job = kube.get(plural, "flink", resource_name(app_id))
         assert job is not None
         uri = job["spec"]["job"]["jarURI"]
         with zipfile.ZipFile(io.BytesIO(sim.fetched[uri])) as fetched:  # the SQL runner with the UDF nested

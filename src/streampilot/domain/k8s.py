@@ -223,9 +223,10 @@ class K8sOptions(BaseModel):
     python_executable: str = Field(default="python3", description="The image's Python with apache-flink installed")
     artifact_url: Annotated[str, AfterValidator(_artifact_url)] | None = Field(
         default=None,
-        description="kubernetes-session: where the Flink operator reaches streampilot to fetch session jobs' "
-        "jars, e.g. https://streampilot.example.com (its scheme must be in the operator's "
-        "kubernetes.operator.user.artifacts.allowed-schemes)",
+        description="Where the Flink operator (session jobs) and Flink's JobManager (application mode, Flink "
+        "1.19+) reach streampilot to fetch jobs' jars, e.g. https://streampilot.example.com; required for "
+        "kubernetes-session (its scheme must be in the operator's kubernetes.operator.user.artifacts."
+        "allowed-schemes)",
     )
     rest_url_template: Annotated[str, AfterValidator(_rest_template)] | None = Field(
         default=None,
@@ -264,6 +265,13 @@ class K8sOptions(BaseModel):
 
 def resource_name(app_id: int) -> str:
     return f"sp-app-{app_id}"
+
+
+def fetches_jars(o: K8sOptions) -> bool:
+    """Whether an application cluster's JobManager fetches its job's jar from streampilot: Flink fetches a
+    remote jarURI itself from 1.19 on (ArtifactFetchManager in application mode), if there is a URL."""
+    parsed = _parse_version(o.flink)
+    return bool(o.artifact_url) and parsed is not None and parsed >= (1, 19)
 
 
 def cores(cpu: str) -> float:

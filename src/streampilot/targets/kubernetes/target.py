@@ -27,6 +27,7 @@ from streampilot.domain.k8s import (
     VERSION,
     K8sOptions,
     application_deployment,
+    fetches_jars,
     forbidden_keys,
     job_section,
     kept_savepoints,
@@ -162,7 +163,8 @@ class KubernetesTarget:
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The app's resource for ``spec``, and the ConfigMap carrying its script (PyFlink).
 
-        ``fetched_jar``: a session job's jar as the operator fetches it (``session_jar_uri``)."""
+        ``fetched_jar``: the job's jar as the operator (session) or Flink (application) fetches it
+        (``fetched_jar_uri``)."""
         o = self.options
         name = resource_name(app_id)
         flink_config = {k: v for k, v in config.items() if k != IMAGE_JAR_PROPERTY}
@@ -213,7 +215,7 @@ class KubernetesTarget:
         o = self.options
         name = resource_name(app_id)
         body, script_map = self.desired(
-            app_id, spec, config, restore, allow_non_restored_state, await self.session_jar_uri(spec)
+            app_id, spec, config, restore, allow_non_restored_state, await self.fetched_jar_uri(spec)
         )
         api = await self.clusters.api(self.cluster)
         plural = plural_of(self.cluster)
@@ -232,16 +234,21 @@ class KubernetesTarget:
         self.clusters.remember(self.cluster, created)
         return name
 
-    async def session_jar_uri(self, spec: AppSpec) -> str | None:
-        """Where the operator fetches a session job's jar (None in application mode: the image has it):
-        the uploaded jar or the SQL runner, with the app's dependency jars nested in it, published as a
-        signed artifact of this platform (services/artifacts.py); or an http(s) jar URI the app names."""
+    async def fetched_jar_uri(self, spec: AppSpec) -> str | None:
+        """Where the job's jar is fetched from instead of read from the image, or None (the image has it).
+
+        Session jobs: always (the operator fetches their jar itself). Application mode: when the cluster
+        has an ``artifact_url`` and runs Flink 1.19 or newer, whose JobManager fetches a remote jarURI
+        itself (KubernetesApplicationClusterEntrypoint -> ArtifactFetchManager); then uploaded jars and
+        dependency jars need no custom image. The jar is the uploaded one or the SQL runner, with the
+        app's dependency jars nested in it, published as a signed artifact (services/artifacts.py); an
+        app's ``kubernetes.jar-uri`` property wins (session mode: an http(s) URI)."""
         o = self.options
-        if self.cluster.kind == KIND_APPLICATION:
-            return None
         named = spec.properties.get(IMAGE_JAR_PROPERTY)
         if spec.kind == AppKind.JAR and named:
-            return str(named)
+            return None if self.cluster.kind == KIND_APPLICATION else str(named)
+        if self.cluster.kind == KIND_APPLICATION and (spec.kind == AppKind.PYTHON or not fetches_jars(o)):
+            return None
         if spec.kind == AppKind.SQL:
             jar = await self.ctx.runners.sql_runner(await home_info(self.ctx, None))
         else:
@@ -286,7 +293,7 @@ class KubernetesTarget:
         name = resource_name(app_id)
         current = await self._current(name)
         before = suspend_savepoint(current)
-        body, script_map = self.desired(app_id, spec, config, None, False, await self.session_jar_uri(spec))
+        body, script_map = self.desired(app_id, spec, config, None, False, await self.fetched_jar_uri(spec))
         api = await self.clusters.api(self.cluster)
         if script_map is not None:
             await self._attach_script(api, current, script_map, undo_on_failure=False)
@@ -501,13 +508,21 @@ def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldPr
             problems.append(
                 FieldProblem(name, f"{name} do not reach Kubernetes pods yet: build them into the image instead")
             )
-    if spec.dependency_jar_ids and kind == KIND_APPLICATION:
+    if (
+        spec.dependency_jar_ids
+        and kind == KIND_APPLICATION
+        and (spec.kind == AppKind.PYTHON or not fetches_jars(options))
+    ):
+        how = (
+            "PyFlink apps run Flink's flink-python jar from the image"
+            if spec.kind == AppKind.PYTHON
+            else "an application cluster fetches jars from streampilot only with options.artifact_url and Flink 1.19+"
+        )
         problems.append(
             FieldProblem(
                 "dependency_jar_ids",
-                "uploaded jars reach session jobs only (the operator fetches their jar from streampilot); in "
-                "application mode build them into the image (lib/ or usrlib/) and name them in the property "
-                "pipeline.classpaths, or use a kubernetes-session cluster",
+                f"uploaded jars cannot reach this app's pods ({how}): build them into the image (lib/) or name "
+                "them in the property pipeline.classpaths, or use a kubernetes-session cluster",
             )
         )
     named = spec.properties.get(IMAGE_JAR_PROPERTY)
