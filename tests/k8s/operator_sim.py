@@ -90,36 +90,46 @@ class OperatorSimulator:
         for key in list(self.flink_jobs):
             await self._cancel_real(key)
 
-    async def _mounted(self, ns: str, pod_template: dict[str, Any] | None, path: str) -> str:
-        """What a pod would read at ``path`` from a mounted ConfigMap (as the kubelet mounts it: it waits
-        for the ConfigMap to exist); written to a local file the real JobManager can read."""
+    async def _mounted(self, ns: str, pod_template: dict[str, Any] | None) -> dict[str, str]:
+        """What a pod sees of its mounted ConfigMaps, as the kubelet mounts them (it waits for each
+        ConfigMap to exist; ``items`` place keys at paths): written to local directories the real
+        JobManager can read. Returns each mount path and the local directory standing for it."""
         spec = (pod_template or {}).get("spec") or {}
         mounts = [m for c in spec.get("containers") or [] for m in c.get("volumeMounts") or []]
+        found: dict[str, str] = {}
         for volume in spec.get("volumes") or []:
             mount = next((m for m in mounts if m["name"] == volume["name"]), None)
-            if mount is None or "configMap" not in volume or not path.startswith(mount["mountPath"] + "/"):
+            if mount is None or "configMap" not in volume:
                 continue
             key = ("configmaps", ns, volume["configMap"]["name"])
             for _ in range(100):
                 if key in self.kube.objects:
                     break
                 await asyncio.sleep(0.1)
-            data = self.kube.objects[key]["data"][path.removeprefix(mount["mountPath"] + "/")]
-            local = self.mount_root / key[2] / path.removeprefix("/")
-            local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_text(data)
-            return str(local)
-        return path
+            data = self.kube.objects[key]["data"]
+            items = volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+            local = self.mount_root / key[2] / mount["mountPath"].removeprefix("/")
+            for item in items:
+                target = local / item["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(data[item["key"]])
+            found[mount["mountPath"]] = str(local)
+        return found
 
     async def _run_real(self, key: tuple[str, str, str], job: dict[str, Any], config: dict[str, str]) -> str:
         """Run the resource's job on the real Flink cluster; returns its job id."""
         assert self.flink is not None
         pod_template = (self.kube.objects[key].get("spec") or {}).get("podTemplate")
-        args = list(job.get("args") or [])
-        if "-py" in args:
-            i = args.index("-py") + 1
-            args[i] = await self._mounted(key[1], pod_template, args[i])
-        job = {**job, "args": args}
+        mounted = await self._mounted(key[1], pod_template)
+
+        def local(value: str) -> str:  # a path inside the pod, as the real JobManager finds it here
+            for path, directory in mounted.items():
+                if value == path or value.startswith(path + "/"):
+                    return directory + value[len(path) :]
+            return value
+
+        job = {**job, "args": [local(str(a)) for a in job.get("args") or []]}
+        config = {k: local(str(v)) for k, v in (config or {}).items()}
         uri = job["jarURI"]
         if uri not in self._uploaded:
             jar = self.jars.get(uri)

@@ -313,3 +313,38 @@ async def test_a_jar_app_may_run_a_jar_from_the_image_without_uploading_it(
     spec = kube.get(DEPLOYMENTS, NS, name)["spec"]  # type: ignore[index]
     assert spec["job"]["jarURI"] == "local:///opt/flink/usrlib/orders-3.1.jar"
     assert "kubernetes.jar-uri" not in spec["flinkConfiguration"]  # ours, not Flink's
+
+
+async def test_a_pyflink_apps_files_and_requirements_ride_in_its_config_map(
+    api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
+) -> None:
+    body = {
+        "name": "py-reqs",
+        "kind": "python",
+        "cluster_id": k8s_cluster,
+        "python": "import helpers.text\n",
+        "python_files": {"helpers/__init__.py": "", "helpers/text.py": "X = 1\n"},
+        "python_requirements": ["requests==2.32.3", "  pyyaml>=6 "],
+    }
+    huge = await api.post("/api/v1/apps", json={**body, "python_files": {"big.py": "#" * (1024 * 1024)}})
+    assert huge.status_code == 422 and huge.json()["detail"][0]["field"] == "python_files", huge.text
+    resp = await api.post("/api/v1/apps", json=body)
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    await act(api, app_id, "start", {})
+    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    config_map = kube.get("configmaps", NS, f"{name}-script")
+    assert config_map is not None
+    assert config_map["data"]["requirements.txt"] == "requests==2.32.3\npyyaml>=6\n"
+    spec = kube.get(DEPLOYMENTS, NS, name)["spec"]  # type: ignore[index]
+    assert spec["flinkConfiguration"]["python.requirements"] == "/opt/streampilot/app/requirements.txt"
+    items = {
+        i["path"]: config_map["data"][i["key"]]
+        for i in spec["podTemplate"]["spec"]["volumes"][-1]["configMap"]["items"]
+    }
+    assert items == {
+        "main.py": "import helpers.text\n",
+        "helpers/__init__.py": "",
+        "helpers/text.py": "X = 1\n",
+        "requirements.txt": "requests==2.32.3\npyyaml>=6\n",
+    }

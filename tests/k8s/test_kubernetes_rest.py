@@ -22,7 +22,7 @@ from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import inspect_home
 from streampilot.flink.local import LocalCluster
 from streampilot.services.platform import Platform
-from tests.e2e.test_dependencies import shout_sql
+from tests.e2e.test_dependencies import PYFLINK_SHOUT, PYFLINK_WITH_FILES, shout_sql
 from tests.faultproxy import FaultProxy
 from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state
 from tests.k8s.conftest import OPERATOR_CONFIG, STATE_DIR, add_cluster, fetch_from, jar_app, tiny_jar
@@ -317,6 +317,116 @@ async def test_a_sql_app_with_a_udf_jar_runs_from_the_artifact_streampilot_serve
             for r in f.read_text().split()
         ]
         assert len(rows) == 5 and all(r.endswith("!") and r[:-1] == r[:-1].upper() for r in rows), rows
+    finally:
+        await sim.stop()
+        await client.close()
+
+
+PYFLINK_FILES_ONLY = PYFLINK_WITH_FILES.replace(
+    "    import spgreet  # installed for the workers from python_requirements\n", ""
+).replace("spgreet.greet(shout(s))", "'hi-' + shout(s)")
+
+
+async def test_a_pyflink_app_brings_its_python_files_to_kubernetes(
+    api: httpx.AsyncClient,
+    kube: KubeEmulator,
+    real_operator: OperatorSimulator,
+    flink_cluster: LocalCluster,
+    platform: Platform,
+    tmp_path: Path,
+) -> None:
+    cluster = await add_cluster(
+        api,
+        kube,
+        tmp_path,
+        rest_url_template=flink_cluster.layout.rest_url,
+        python_executable=sys.executable,
+        state_dir=f"file://{tmp_path}/state",
+    )
+    platform.start_loops()
+    out = tmp_path / "out"
+    files = {"helpers/__init__.py": "", "helpers/text.py": "def shout(s):\n    return s.upper() + '!'\n"}
+    body = {
+        "name": "py-files-on-k8s",
+        "kind": "python",
+        "cluster_id": cluster,
+        "python": PYFLINK_FILES_ONLY,
+        "args": [out.as_uri()],
+        "python_files": files,
+        "parallelism": 1,
+    }
+    refused = await api.post("/api/v1/apps", json={**body, "python_wheel_dir": str(tmp_path)})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "python_wheel_dir", refused.text
+    resp = await api.post("/api/v1/apps", json=body)
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await wait_state(api, app_id, "FINISHED", timeout=180)
+    name = resource_name(app_id)
+    deployment = kube.get("flinkdeployments", "flink", name)
+    assert deployment is not None and deployment["spec"]["flinkConfiguration"]["python.files"] == "/opt/streampilot/app"
+    volume = next(v for v in deployment["spec"]["podTemplate"]["spec"]["volumes"] if "configMap" in v)
+    assert sorted(i["path"] for i in volume["configMap"]["items"]) == [
+        "helpers/__init__.py",
+        "helpers/text.py",
+        "main.py",
+    ]
+    rows = [
+        r.strip('"')
+        for f in out.rglob("*")
+        if f.is_file() and not f.name.startswith(".")
+        for r in f.read_text().split()
+    ]
+    assert len(rows) == 5 and all(r.startswith("hi-") and r.endswith("!") for r in rows), rows  # shouted on the workers
+
+
+async def test_a_pyflink_app_with_a_java_udf_jar_runs_in_application_mode(
+    api: httpx.AsyncClient,
+    kube: KubeEmulator,
+    flink_cluster: LocalCluster,
+    platform: Platform,
+    udf_jar: Path,
+    tmp_path: Path,
+) -> None:
+    """Its jarURI is the platform's flink-python jar with the UDF jar nested, fetched by the JobManager."""
+    client = FlinkClient(flink_cluster.layout.rest_url, timeout_s=10, submit_timeout_s=60)
+    sim = OperatorSimulator(kube, flink=client, mount_root=tmp_path / "mounts", fetch=fetch_from(api)).start()
+    try:
+        cluster = await add_cluster(
+            api,
+            kube,
+            tmp_path,
+            rest_url_template=flink_cluster.layout.rest_url,
+            python_executable=sys.executable,
+            state_dir=f"file://{tmp_path}/state",
+            artifact_url="https://streampilot.flink.svc",
+        )
+        platform.start_loops()
+        upload = await api.post("/api/v1/jars", files={"file": ("shout-udf.jar", udf_jar.read_bytes())})
+        out = tmp_path / "out"
+        body = {
+            "name": "py-udf-on-k8s",
+            "kind": "python",
+            "cluster_id": cluster,
+            "python": PYFLINK_SHOUT,
+            "args": [out.as_uri()],
+            "dependency_jar_ids": [upload.json()["id"]],
+            "parallelism": 1,
+        }
+        resp = await api.post("/api/v1/apps", json=body)
+        assert resp.status_code == 201, resp.text
+        app_id = resp.json()["id"]
+        assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+        await wait_state(api, app_id, "FINISHED", timeout=180)
+        uri = kube.get("flinkdeployments", "flink", resource_name(app_id))["spec"]["job"]["jarURI"]  # type: ignore[index]
+        assert uri.startswith("https://streampilot.flink.svc/artifacts/") and uri in sim.fetched
+        rows = [
+            r.strip('"')
+            for f in out.rglob("*")
+            if f.is_file() and not f.name.startswith(".")
+            for r in f.read_text().split()
+        ]
+        assert len(rows) == 5 and all(r.endswith("!") for r in rows), rows
     finally:
         await sim.stop()
         await client.close()

@@ -267,6 +267,11 @@ def resource_name(app_id: int) -> str:
     return f"sp-app-{app_id}"
 
 
+def same_flink(a: str, b: str) -> bool:
+    """Whether two Flink versions ("2.3.0", "2.3") are the same minor release."""
+    return _parse_version(a) is not None and _parse_version(a) == _parse_version(b)
+
+
 def fetches_jars(o: K8sOptions) -> bool:
     """Whether an application cluster's JobManager fetches its job's jar from streampilot: Flink fetches a
     remote jarURI itself from 1.19 on (ArtifactFetchManager in application mode), if there is a URL."""
@@ -541,24 +546,55 @@ SCRIPT_DIR = "/opt/streampilot/app"
 SCRIPT_VOLUME = "streampilot-app"
 
 
-def script_config_map(name: str, namespace: str, script: str, labels: dict[str, str]) -> dict[str, Any]:
-    """The ConfigMap that carries a PyFlink app's script into its pods."""
+CONFIG_MAP_LIMIT = 1024 * 1024  # the API server refuses a ConfigMap whose data is over 1 MiB
+
+
+def script_config_map(
+    name: str,
+    namespace: str,
+    script: str,
+    labels: dict[str, str],
+    files: dict[str, str] | None = None,
+    requirements: list[str] | None = None,
+) -> dict[str, Any]:
+    """The ConfigMap that carries a PyFlink app's script into its pods, with the modules it imports
+    (``python_files``: a key each, placed at their relative paths by ``script_items``) and its
+    requirements list."""
+    data = {"main.py": script}
+    for i, rel in enumerate(sorted(files or {})):
+        data[f"file-{i}"] = (files or {})[rel]
+    if requirements:
+        data["requirements.txt"] = "".join(f"{r.strip()}\n" for r in requirements)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"{name}-script", "namespace": namespace, "labels": labels},
-        "data": {"main.py": script},
+        "data": data,
     }
 
 
-def with_script_volume(pod_template: dict[str, Any] | None, config_map: str) -> dict[str, Any]:
+def script_items(files: dict[str, str] | None, requirements: list[str] | None) -> list[dict[str, str]]:
+    """Where each key of the script's ConfigMap appears under SCRIPT_DIR (keys cannot hold a '/')."""
+    items = [{"key": "main.py", "path": "main.py"}]
+    items += [{"key": f"file-{i}", "path": rel} for i, rel in enumerate(sorted(files or {}))]
+    if requirements:
+        items.append({"key": "requirements.txt", "path": "requirements.txt"})
+    return items
+
+
+def with_script_volume(
+    pod_template: dict[str, Any] | None, config_map: str, items: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     """The user's pod template plus the script's ConfigMap, mounted at SCRIPT_DIR in the main container."""
     template: dict[str, Any] = copy.deepcopy(pod_template) if pod_template else {}
     template.setdefault("apiVersion", "v1")
     template.setdefault("kind", "Pod")
     spec = template.setdefault("spec", {})
     volumes = [v for v in spec.get("volumes") or [] if v.get("name") != SCRIPT_VOLUME]
-    spec["volumes"] = [*volumes, {"name": SCRIPT_VOLUME, "configMap": {"name": config_map}}]
+    source: dict[str, Any] = {"name": config_map}
+    if items:
+        source["items"] = items
+    spec["volumes"] = [*volumes, {"name": SCRIPT_VOLUME, "configMap": source}]
     containers = spec.setdefault("containers", [])
     main = next((c for c in containers if c.get("name") == MAIN_CONTAINER), None)
     if main is None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from streampilot.domain.apps import IMAGE_JAR_PROPERTY, AppKind, AppSpec
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.domain.k8s import (
+    CONFIG_MAP_LIMIT,
     GROUP,
     KIND_APPLICATION,
     SCRIPT_DIR,
@@ -33,8 +34,10 @@ from streampilot.domain.k8s import (
     kept_savepoints,
     operator_error,
     resource_name,
+    same_flink,
     savepoint_snapshot,
     script_config_map,
+    script_items,
     session_job,
     storage_problem,
     suspend_savepoint,
@@ -177,7 +180,18 @@ class KubernetesTarget:
             args = ["-py", f"{SCRIPT_DIR}/main.py", *spec.args]
             for key in ("python.executable", "python.client.executable"):  # the image's Python, not ours
                 flink_config[key] = str(spec.properties.get(key, o.python_executable))
-            script_map = script_config_map(name, o.namespace, spec.python, {**LABELS, "streampilot-app": str(app_id)})
+            if spec.python_files:  # the modules next to the script, on the client's and the workers' path
+                flink_config["python.files"] = SCRIPT_DIR
+            if spec.python_requirements:  # installed by pip on the TaskManagers (they need an index)
+                flink_config["python.requirements"] = f"{SCRIPT_DIR}/requirements.txt"
+            script_map = script_config_map(
+                name,
+                o.namespace,
+                spec.python,
+                {**LABELS, "streampilot-app": str(app_id)},
+                spec.python_files,
+                spec.python_requirements,
+            )
         elif spec.kind == AppKind.SQL:
             # streampilot's SQL runner, baked into the image, gets the classified statements as arguments.
             assert spec.sql is not None
@@ -204,7 +218,8 @@ class KubernetesTarget:
             else session_job(name, o, flink_config, job, labels)
         )
         if script_map is not None:
-            body["spec"]["podTemplate"] = with_script_volume(o.pod_template, script_map["metadata"]["name"])
+            items = script_items(spec.python_files, spec.python_requirements)
+            body["spec"]["podTemplate"] = with_script_volume(o.pod_template, script_map["metadata"]["name"], items)
         return body, script_map
 
     async def start(
@@ -247,9 +262,20 @@ class KubernetesTarget:
         named = spec.properties.get(IMAGE_JAR_PROPERTY)
         if spec.kind == AppKind.JAR and named:
             return None if self.cluster.kind == KIND_APPLICATION else str(named)
-        if self.cluster.kind == KIND_APPLICATION and (spec.kind == AppKind.PYTHON or not fetches_jars(o)):
+        if self.cluster.kind == KIND_APPLICATION and not fetches_jars(o):
             return None
-        if spec.kind == AppKind.SQL:
+        if spec.kind == AppKind.PYTHON:
+            if not spec.dependency_jar_ids:
+                return None  # Flink's own flink-python jar in the image
+            # The platform's flink-python jar with the app's jars nested: the image runs the same Flink.
+            home = await home_info(self.ctx, None)
+            if home.python_jar is None or not same_flink(home.version, o.flink):
+                raise Conflict(
+                    f"PyFlink apps with dependency jars need the image's Flink ({o.flink}) to be streampilot's "
+                    f"({home.version}); build the jars into the image instead"
+                )
+            jar = home.python_jar
+        elif spec.kind == AppKind.SQL:
             jar = await self.ctx.runners.sql_runner(await home_info(self.ctx, None))
         else:
             assert spec.jar_id is not None
@@ -503,26 +529,30 @@ def spec_problems(spec: AppSpec, kind: str, options: K8sOptions) -> list[FieldPr
                 "(the script is mounted into the app's own pods); use one, or a jar or SQL app",
             )
         )
-    for name in ("python_files", "python_requirements"):
-        if getattr(spec, name):
-            problems.append(
-                FieldProblem(name, f"{name} do not reach Kubernetes pods yet: build them into the image instead")
+    if spec.python_wheel_dir:
+        problems.append(
+            FieldProblem(
+                "python_wheel_dir",
+                "a directory on streampilot's host does not reach Kubernetes pods: let pip use an index, or "
+                "build the wheels into the image",
             )
-    if (
-        spec.dependency_jar_ids
-        and kind == KIND_APPLICATION
-        and (spec.kind == AppKind.PYTHON or not fetches_jars(options))
-    ):
-        how = (
-            "PyFlink apps run Flink's flink-python jar from the image"
-            if spec.kind == AppKind.PYTHON
-            else "an application cluster fetches jars from streampilot only with options.artifact_url and Flink 1.19+"
         )
+    carried = len((spec.python or "").encode()) + sum(len(c.encode()) for c in spec.python_files.values())
+    if spec.kind == AppKind.PYTHON and carried > CONFIG_MAP_LIMIT - 64 * 1024:
+        problems.append(
+            FieldProblem(
+                "python_files",
+                f"the script and its files are {carried} bytes; a ConfigMap carries at most 1 MiB: build the "
+                "larger modules into the image",
+            )
+        )
+    if spec.dependency_jar_ids and kind == KIND_APPLICATION and not fetches_jars(options):
         problems.append(
             FieldProblem(
                 "dependency_jar_ids",
-                f"uploaded jars cannot reach this app's pods ({how}): build them into the image (lib/) or name "
-                "them in the property pipeline.classpaths, or use a kubernetes-session cluster",
+                "uploaded jars cannot reach this app's pods (an application cluster fetches jars from "
+                "streampilot only with options.artifact_url and Flink 1.19+): set those, build the jars into "
+                "the image (lib/), or use a kubernetes-session cluster",
             )
         )
     named = spec.properties.get(IMAGE_JAR_PROPERTY)
