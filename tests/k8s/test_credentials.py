@@ -68,7 +68,7 @@ async def test_a_revoked_token_is_replaced_after_one_401(tmp_path: Path) -> None
             assert await api.namespace_exists(NS)
             kube.issued.clear()  # every token revoked (rotated credentials, a restarted authenticator)
             assert await api.namespace_exists(NS)  # the 401 fetched a new one and the call was retried
-            assert kube.unauthorized == 1 and len(kube.issued) == 1
+            assert kube.unauthorized == 1 and len(kube.issued) == 1 and api.reconnects == 1
         finally:
             await api.close()
     finally:

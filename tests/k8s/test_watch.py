@@ -144,7 +144,7 @@ async def test_a_rotated_service_account_token_is_read_again(
             kube.token = "pod-token-2"
             (service_account[0].parent / "token").write_text("pod-token-2")
             assert await api.namespace_exists("flink")  # same connection: read again after the 401
-            assert kube.unauthorized == 1
+            assert kube.unauthorized == 1 and api.reconnects == 1  # a new connection, the new token
         finally:
             await api.close()
     finally:

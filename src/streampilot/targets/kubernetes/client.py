@@ -77,12 +77,33 @@ class KubeApi:
     """
 
     def __init__(self, api: client.ApiClient, timeout_s: float = 10.0, credentials: Credentials | None = None) -> None:
-        self._api = api
         self._timeout = timeout_s
         self.credentials = credentials
+        self._use(api)
+        self._stale = False  # a 401 was answered: reconnect before the next request
+        self._reconnecting = asyncio.Lock()
+        self._retired: list[client.ApiClient] = []  # replaced connections, closed with this one
+        self.reconnects = 0
+
+    def _use(self, api: client.ApiClient) -> None:
+        self._api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
+
+    async def _reconnect(self) -> None:
+        """After a 401: drop the connection and open a new one with freshly fetched credentials (a new
+        token, or a new client certificate from an exec plugin, which needs a new TLS session)."""
+        async with self._reconnecting:
+            if not self._stale or self.credentials is None:
+                return
+            configuration = client.Configuration()
+            await self.credentials.load(configuration)
+            configuration.refresh_api_key_hook = self.credentials.hook
+            self._retired.append(self._api)  # requests under way on it finish there
+            self._use(client.ApiClient(configuration))
+            self._stale = False
+            self.reconnects += 1
 
     @classmethod
     async def connect(cls, kubeconfig: str | None, context: str | None = None, timeout_s: float = 10.0) -> KubeApi:
@@ -112,12 +133,13 @@ class KubeApi:
         return cls(client.ApiClient(configuration), timeout_s, credentials)
 
     async def close(self) -> None:
-        await self._api.close()
+        for api in [*self._retired, self._api]:
+            await api.close()
 
     def _failed(self, exc: BaseException, what: str) -> KubeError:
-        """The error, translated; a 401 means the credentials are no longer good: fetched anew next time."""
+        """The error, translated; a 401 means the credentials are no longer good: reconnect next time."""
         if isinstance(exc, ApiException) and exc.status == 401 and self.credentials is not None:
-            self.credentials.invalidate()
+            self._stale = True
         if isinstance(exc, ConfigException):  # fetching fresh credentials failed (e.g. the exec plugin)
             return KubeUnavailable(f"{what}: could not refresh the Kubernetes credentials: {exc}")
         return _translate(exc, what)
@@ -126,6 +148,8 @@ class KubeApi:
         """One request; after a 401 (an expired or revoked token) once more with fresh credentials."""
         for attempt in (1, 2):
             try:
+                if self._stale:
+                    await self._reconnect()
                 return await request()
             except (ApiException, ConfigException, *TRANSIENT) as exc:
                 error = self._failed(exc, what)
@@ -254,6 +278,8 @@ class KubeApi:
         }
         resp: Any
         try:
+            if self._stale:
+                await self._reconnect()
             builtin = self._builtin(plural)
             if builtin is not None:
                 resp = await builtin(namespace, **options)

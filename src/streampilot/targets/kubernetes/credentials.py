@@ -7,7 +7,8 @@ kubeconfig can be edited. The client library reads all of them once. Here, befor
   or 60 s before, whichever is sooner), by running the exec plugin again;
 - a token read from a file (in-cluster, kubeconfig ``token``/``tokenFile``) is read again every
   minute, so a rotated one is used within a minute;
-- after a 401 the next request fetches fresh credentials whatever the expiry said (``invalidate``).
+- after a 401 the connection is dropped and a new one opened with credentials fetched anew whatever
+  the expiry said (KubeApi._reconnect: a client certificate needs a new TLS session too).
 Fetches never overlap (one lock per connection) and never block the event loop.
 """
 
@@ -66,9 +67,6 @@ class Credentials:
         if has_exec:
             return float("inf")  # no expiry said: it is valid until the API server answers 401
         return now + REREAD_S
-
-    def invalidate(self) -> None:
-        self._due = 0.0
 
     async def hook(self, configuration: Configuration, *_: Any) -> None:
         """The client library's ``refresh_api_key_hook``: runs before each request."""
