@@ -14,12 +14,15 @@ from streampilot.api.app import create_app
 from streampilot.logs import configure, uvicorn_config
 from streampilot.services.platform import Platform
 from streampilot.settings import Settings
+from streampilot.store.db import reachable
 
 log = logging.getLogger("streampilot")
 
 
 def serve(settings: Settings, *, host: str | None, port: int | None, example: bool, local_cluster: bool) -> None:
+    """Raises ``DatabaseUrlError`` (one line, no password) when the database cannot be used."""
     configure(settings.log.level, settings.log.format)
+    asyncio.run(reachable(settings.effective_database_url))
     platform = Platform(settings)
 
     @asynccontextmanager

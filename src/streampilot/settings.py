@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="where the API and console listen")
     port: int = Field(8765, ge=1, le=65535, description="the API's and console's port")
+    max_body_mb: int = Field(2, ge=1, le=1024, description="the largest request body (JSON, forms) the API accepts")
+    max_upload_mb: int = Field(512, ge=1, le=16384, description="the largest jar upload the API accepts")
     console_url: str | None = Field(
         None, description="base URL for links in alert messages (default: the server's own address)"
     )

@@ -55,21 +55,25 @@ def _retry_after(resp: httpx.Response) -> float | None:
 
 
 def _classify(resp: httpx.Response, vendor_code_key: str | None) -> SendResult:
-    body = resp.text[:500]
+    """The outcome from the status (and a chat vendor's error code), never the answer's body: a channel
+    pointed at an internal address must not make streampilot read that address out to its users."""
+    status = f"HTTP {resp.status_code}"
     if resp.status_code == 429:
-        return SendResult(False, True, 429, f"rate limited: {body}", _retry_after(resp))
+        return SendResult(False, True, 429, f"rate limited ({status})", _retry_after(resp))
     if resp.status_code >= 500:
-        return SendResult(False, True, resp.status_code, f"receiver error: {body}", _retry_after(resp))
+        return SendResult(False, True, resp.status_code, f"receiver error ({status})", _retry_after(resp))
     if resp.status_code >= 400:
-        return SendResult(False, False, resp.status_code, f"refused: {body}")
+        return SendResult(False, False, resp.status_code, f"refused ({status})")
     if vendor_code_key is not None:
         try:
             code = int(resp.json().get(vendor_code_key, 0))
         except (ValueError, AttributeError, TypeError):
-            return SendResult(False, True, resp.status_code, f"unreadable answer: {body}")
+            return SendResult(
+                False, True, resp.status_code, f"not the vendor's answer ({status}, no {vendor_code_key})"
+            )
         if code != 0:
-            return SendResult(False, code in RATE_LIMIT_CODES, resp.status_code, f"vendor error {code}: {body}")
-    return SendResult(True, False, resp.status_code, body or "ok")
+            return SendResult(False, code in RATE_LIMIT_CODES, resp.status_code, f"vendor error {code} ({status})")
+    return SendResult(True, False, resp.status_code, f"delivered ({status})")
 
 
 async def _post(

@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import exc as sa_exc
 
 from streampilot import __version__
+from streampilot.api.hardening import MAX_ID, Hardening, out_of_range
 from streampilot.api.routers import (
     alerts,
     apps,
@@ -79,6 +81,11 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
         description="Develop, deploy, run, watch and heal Apache Flink streaming applications.",
     )
     app.state.platform = platform
+    mb = 1024 * 1024
+    settings = platform.settings
+    app.add_middleware(
+        Hardening, max_body_bytes=settings.max_body_mb * mb, max_upload_bytes=settings.max_upload_mb * mb
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,6 +98,14 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _overflow(_: Request, exc: Exception) -> JSONResponse:
+        if not out_of_range(exc):
+            raise exc
+        message = f"a number is out of range (ids and counts are below {MAX_ID + 1}); correct it"
+        return JSONResponse({"detail": [{"field": "(body)", "message": message}]}, status_code=422)
 
     @app.exception_handler(TransitionRefused)
     async def _refused(_: Request, exc: TransitionRefused) -> JSONResponse:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from streampilot.domain.apps import AppSpec
+from streampilot.domain.urls import without_credentials
 from streampilot.store.orm import App, AppEvent, Cluster, ClusterEvent, FlinkHome, Jar, Operation, Snapshot, Variable
 
 # ---- actions --------------------------------------------------------------------------------
@@ -254,7 +255,7 @@ class ClusterOut(BaseModel):
             id=c.id,
             name=c.name,
             kind=c.kind,
-            rest_url=c.rest_url,
+            rest_url=without_credentials(c.rest_url) if c.rest_url else None,
             flink_version=c.flink_version,
             flink_home_id=c.flink_home_id,
             desired_running=c.desired_running,

@@ -53,8 +53,12 @@ def server(
     if log_level or log_format:
         log = settings.log
         settings = settings.with_(log=LogSettings(level=log_level or log.level, format=log_format or log.format))
+    from streampilot.store.db import DatabaseUrlError
+
     try:
         serve(settings, host=host, port=port, example=not no_example, local_cluster=not no_local_cluster)
+    except DatabaseUrlError as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         pass
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from streampilot.domain.urls import without_credentials
+
 
 class FlinkError(Exception):
     pass
@@ -235,7 +237,9 @@ class FlinkClient:
                 kw["timeout"] = timeout
             resp = await self._http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise FlinkUnavailable(f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
+            shown = without_credentials(self.base_url)  # http://user:password@host: never in a message
+            reason = without_credentials(str(exc))
+            raise FlinkUnavailable(f"{method} {shown}{path}: {type(exc).__name__}: {reason}") from exc
         if resp.status_code >= 400:
             errors = _errors_of(resp)
             if resp.status_code == 404:

@@ -106,12 +106,24 @@ class Platform:
 
     async def open(self) -> bool:
         """Migrate the database, ensure the admin and the bundled Flink home. True if a token was issued."""
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._private_home, before_db=True)
         await migrate(self.ctx.engine)
+        await asyncio.to_thread(self._private_home, before_db=False)
         issued = await self.accounts.ensure_admin()
         await self.clusters.register_bundled_home()
         await self._recover_operations()
         return issued
+
+    def _private_home(self, before_db: bool) -> None:
+        """The home (database, keys, tokens, scripts) is the owner's only: 0700, and a SQLite database
+        with its journal files 0600."""
+        home = self.settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        home.chmod(0o700)
+        if before_db or self.settings.database_url:
+            return
+        for db_file in home.glob("streampilot.db*"):
+            db_file.chmod(0o600)
 
     async def _recover_operations(self) -> None:
         # Operations of an earlier process are resumed or failed with their cause; a slot held

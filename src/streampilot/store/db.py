@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from streampilot.domain.urls import without_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,7 +28,11 @@ def _async_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise DatabaseUrlError(f"STREAMPILOT_DATABASE_URL {url!r} is not a database URL: {exc}") from None
+        shown = without_password(url)
+        raise DatabaseUrlError(
+            f"STREAMPILOT_DATABASE_URL {shown!r} is not a database URL ({str(exc).replace(url, shown)}); "
+            "write it like postgresql://user:password@host:5432/db"
+        ) from None
     driver = {
         "sqlite": "sqlite+aiosqlite",
         "postgresql": "postgresql+asyncpg",
@@ -57,6 +64,23 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(async_url, pool_pre_ping=True, pool_recycle=1800, pool_timeout=30)
+
+
+async def reachable(url: str, timeout_s: float = 15.0) -> None:
+    """Connect once before the server starts: a wrong URL or an unreachable database is one clear line
+    (``DatabaseUrlError``, password hidden), not a traceback from deep inside the start-up."""
+    engine = create_engine(url)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+    except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
+        raise DatabaseUrlError(
+            f"cannot reach the database at {without_password(url)}: {reason.replace(url, without_password(url))}"
+        ) from None
+    finally:
+        await engine.dispose()
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]

@@ -15,6 +15,7 @@ from streampilot.domain.alerts import AlertReason
 from streampilot.domain.channels import ChannelKind
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import AppState
+from streampilot.domain.urls import without_credentials
 from streampilot.services.platform import Platform
 from streampilot.store.orm import Account
 from streampilot.web import views
@@ -33,6 +34,7 @@ templates.env.globals.update(
     reasons=[r.value for r in AlertReason],
     channel_kinds=[k.value for k in ChannelKind],
 )
+templates.env.filters["without_credentials"] = without_credentials
 
 
 class LoginRequired(Exception):

@@ -1,0 +1,119 @@
+"""Hardening of the API and console against hostile or careless input (each case a 4xx, never a 500),
+and what every answer carries (security headers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from streampilot.services.platform import Platform
+from streampilot.store.orm import Cluster
+from streampilot.web.pages import COOKIE
+from tests.helpers import DATAGEN_SQL
+from tests.receivers import HttpReceiver
+
+
+async def test_every_answer_carries_security_headers(api: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/health", "/api/v1/apps", "/login", "/api/v1/apps/424242"):
+        headers = (await api.get(path)).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "same-origin", path
+
+
+async def test_bodies_over_the_limit_are_refused_before_they_are_stored(api: httpx.AsyncClient) -> None:
+    huge = "-- padding\n" * (3 * 1024 * 1024 // 11) + DATAGEN_SQL  # 3 MB of SQL: over the 2 MB limit
+    resp = await api.post("/api/v1/apps", json={"name": "huge", "kind": "sql", "cluster_id": 1, "sql": huge})
+    assert resp.status_code == 413 and "over 2 MB" in resp.json()["detail"][0]["message"], resp.text
+
+    async def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(3):
+            yield b"x" * (1024 * 1024)
+
+    chunked = await api.post("/api/v1/variables", content=chunks(), headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413, chunked.text
+    assert (await api.get("/api/v1/apps")).json() == []
+
+
+async def test_nul_characters_are_refused(api: httpx.AsyncClient) -> None:
+    resp = await api.post("/api/v1/variables", json={"name": "v", "value": "a\u0000b"})
+    assert resp.status_code == 422 and "NUL" in resp.json()["detail"][0]["message"], resp.text
+    form = await api.post("/apps/new", data={"name": "x\x00y"})
+    assert form.status_code == 422, form.text
+    assert (await api.get("/api/v1/variables")).json() == []
+
+
+async def test_ids_and_numbers_out_of_range_are_not_found_or_field_errors(api: httpx.AsyncClient) -> None:
+    for path in (
+        "/api/v1/apps/99999999999999999999999",
+        "/api/v1/apps/2147483648",
+        "/api/v1/clusters/9223372036854775808",
+        "/api/v1/operations/99999999999",
+        "/api/v1/apps/2147483648/events",
+    ):
+        resp = await api.get(path)
+        assert resp.status_code == 404, (path, resp.status_code, resp.text)
+    body = {"name": "far", "kind": "sql", "sql": DATAGEN_SQL}
+    for cluster_id in (10**12, 2**63, 2**31):
+        resp = await api.post("/api/v1/apps", json={**body, "cluster_id": cluster_id})
+        assert resp.status_code in (404, 422), (cluster_id, resp.status_code, resp.text)
+    resp = await api.get("/api/v1/alerts", params={"app_id": 10**15})
+    assert resp.status_code in (200, 422), resp.text
+
+
+async def test_a_channel_test_reports_the_status_never_the_answer(
+    api: httpx.AsyncClient, receiver: HttpReceiver
+) -> None:
+    resp = await api.post(
+        "/api/v1/alert-channels",
+        json={"name": "probe", "kind": "webhook", "config": {"url": f"{receiver.url}/admin"}},
+    )
+    assert resp.status_code == 201, resp.text
+    receiver.script = [(404, "internal admin page: db password hunter2", {})]
+    tested = await api.post(f"/api/v1/alert-channels/{resp.json()['id']}/test")
+    assert tested.status_code == 200 and tested.json()["ok"] is False, tested.text
+    assert "hunter2" not in tested.text and "HTTP 404" in tested.text, tested.text
+
+
+async def test_credentials_in_a_clusters_url_are_never_shown(api: httpx.AsyncClient, platform: Platform) -> None:
+    async with platform.ctx.sessions() as s, s.begin():
+        s.add(
+            Cluster(
+                name="behind-auth", kind="standalone", rest_url="http://ops:hunter2@flink.internal:8081", options={}
+            )
+        )
+    listing = await api.get("/api/v1/clusters")
+    assert "hunter2" not in listing.text and "ops" not in listing.text, listing.text
+    assert "http://***@flink.internal:8081" in listing.text
+    page = await api.get("/clusters", cookies={COOKIE: api.headers["Authorization"].split()[1]})
+    assert page.status_code == 200, page.text
+    assert "hunter2" not in page.text and "http://***@flink.internal:8081" in page.text
+
+
+def test_the_home_and_its_database_are_the_owners_only(platform: Platform) -> None:
+    assert platform.settings.home.stat().st_mode & 0o777 == 0o700
+    if platform.settings.database_url is None:  # SQLite in the home
+        for db_file in platform.settings.home.glob("streampilot.db*"):
+            assert db_file.stat().st_mode & 0o777 == 0o600, db_file
+
+
+def test_start_up_errors_are_one_line_without_the_password(tmp_path: Path) -> None:
+    for url, words in [
+        ("postgresql://ops:hunter2@127.0.0.1:1/x", "cannot reach the database at postgresql://ops:***@127.0.0.1:1/x"),
+        ("postgresql://ops:hunter2@127.0.0.1:5432:x/y", "is not a database URL"),
+    ]:
+        env = {**os.environ, "STREAMPILOT_HOME": str(tmp_path / "home"), "STREAMPILOT_DATABASE_URL": url}
+        proc = subprocess.run(
+            [sys.executable, "-m", "streampilot", "server", "--no-local-cluster"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1 and words in out, out
+        assert "hunter2" not in out and "Traceback" not in out and len(out.strip().splitlines()) == 1, out
