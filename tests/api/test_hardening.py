@@ -3,13 +3,16 @@ and what every answer carries (security headers)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from streampilot.logs import CHATTY, configure
 from streampilot.services.platform import Platform
 from streampilot.store.orm import Cluster
 from streampilot.web.pages import COOKIE
@@ -117,3 +120,33 @@ def test_start_up_errors_are_one_line_without_the_password(tmp_path: Path) -> No
         out = proc.stdout + proc.stderr
         assert proc.returncode == 1 and words in out, out
         assert "hunter2" not in out and "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+
+
+async def test_secret_bearing_urls_never_reach_the_log(
+    api: httpx.AsyncClient, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in CHATTY})
+    try:
+        configure("info")  # the server's own logging set-up
+        root.addHandler(caplog.handler)
+        secret_path = "/services/T0/B0/s3cr3t-hook-path"
+        resp = await api.post(
+            "/api/v1/alert-channels",
+            json={"name": "slack", "kind": "slack", "config": {"webhook_url": f"{receiver.url}{secret_path}"}},
+        )
+        assert resp.status_code == 201, resp.text
+        receiver.script = [(500, "boom", {})]  # a failed delivery too
+        for _ in range(2):
+            await api.post(f"/api/v1/alert-channels/{resp.json()['id']}/test")
+        assert len(receiver.requests) == 2
+        assert "s3cr3t" not in caplog.text, caplog.text
+        # The scan would see it: httpx logs every request's URL at INFO, which the set-up keeps quiet.
+        logging.getLogger("httpx").setLevel(logging.INFO)
+        await api.post(f"/api/v1/alert-channels/{resp.json()['id']}/test")
+        assert "s3cr3t" in caplog.text
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
