@@ -45,8 +45,14 @@ async def test_bodies_over_the_limit_are_refused_before_they_are_stored(api: htt
 async def test_nul_characters_are_refused(api: httpx.AsyncClient) -> None:
     resp = await api.post("/api/v1/variables", json={"name": "v", "value": "a\u0000b"})
     assert resp.status_code == 422 and "NUL" in resp.json()["detail"][0]["message"], resp.text
+    assert resp.json()["detail"][0]["field"] == "value"
+    nested = await api.post("/api/v1/apps", json={"name": "n", "kind": "sql", "properties": {"k": "\u0000"}})
+    assert nested.json()["detail"][0]["field"] == "properties.k", nested.text
     form = await api.post("/apps/new", data={"name": "x\x00y"})
-    assert form.status_code == 422, form.text
+    assert form.status_code == 422 and form.json()["detail"][0]["field"] == "name", form.text
+    escaped = await api.post("/api/v1/variables", json={"name": "w", "value": "C:\\u0000dir"})  # no NUL at all
+    assert escaped.status_code == 201, escaped.text
+    await api.delete(f"/api/v1/variables/{escaped.json()['id']}")
     assert (await api.get("/api/v1/variables")).json() == []
 
 

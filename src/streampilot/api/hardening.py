@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -88,9 +89,11 @@ class Hardening:
                 await _problem(send_with_headers, 413, "(body)", _too_large(limit))
                 return
             if any(nul in body for nul in _NULS):
-                message = "NUL characters (\\u0000) are not allowed in any field; remove them"
-                await _problem(send_with_headers, 422, "(body)", message)
-                return
+                field = _nul_field(body, content_type)
+                if field is not None:
+                    message = "NUL characters (\\u0000) are not allowed; remove them"
+                    await _problem(send_with_headers, 422, field, message)
+                    return
             await self.app(scope, _replay(body, receive), send_with_headers)
             return
         started = False
@@ -106,6 +109,35 @@ class Hardening:
             if started:
                 raise
             await _problem(send_with_headers, 413, "(body)", _too_large(limit))
+
+
+def _nul_field(body: bytes, content_type: bytes) -> str | None:
+    """The field holding a NUL character (dotted path), "(body)" if the body cannot be read, None if
+    the bytes only looked like one (e.g. an escaped backslash before "u0000")."""
+    if content_type == b"application/x-www-form-urlencoded":
+        for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return name.replace("\x00", "")
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "(body)"
+
+    def find(node: Any, path: str) -> str | None:
+        if isinstance(node, str):
+            return (path or "(body)") if "\x00" in node else None
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, value in items:
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here.replace("\x00", "")
+            found = find(value, here)
+            if found is not None:
+                return found
+        return None
+
+    return find(document, "")
 
 
 def _too_large(limit: int) -> str:
