@@ -98,7 +98,7 @@ async def test_credentials_in_a_clusters_url_are_never_shown(api: httpx.AsyncCli
     listing = await api.get("/api/v1/clusters")
     assert "hunter2" not in listing.text and "ops" not in listing.text, listing.text
     assert "http://***@flink.internal:8081" in listing.text
-    page = await api.get("/clusters", cookies={COOKIE: api.headers["Authorization"].split()[1]})
+    page = await api.get("/clusters", headers={"Cookie": f"{COOKIE}={api.headers['Authorization'].split()[1]}"})
     assert page.status_code == 200, page.text
     assert "hunter2" not in page.text and "http://***@flink.internal:8081" in page.text
 
@@ -156,3 +156,11 @@ async def test_secret_bearing_urls_never_reach_the_log(
         root.setLevel(saved[1])
         for name, level in saved[2].items():
             logging.getLogger(name).setLevel(level)
+
+
+async def test_the_console_checks_a_clusters_name_as_the_api_does(api: httpx.AsyncClient) -> None:
+    cookie = {"Cookie": f"{COOKIE}={api.headers['Authorization'].split()[1]}"}
+    for name in ("local/../local", "../etc", "a b"):
+        page = await api.post("/clusters", data={"name": name, "kind": "local"}, headers=cookie)
+        assert page.status_code == 422 and "letters, digits" in page.text, (name, page.status_code)
+    assert (await api.get("/api/v1/clusters")).json() == []

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from streampilot.domain.apps import check_name
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import ACTIVE_STATES
 from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, inspect_home
@@ -90,6 +91,11 @@ class ClusterService:
         taskmanagers: int = 1,
         options_raw: dict[str, Any] | None = None,
     ) -> Cluster:
+        # The one check of a cluster's name, for the API, the console and the CLI alike: it names a
+        # directory under the home (local clusters), so it must never hold a path.
+        problem = check_name(name)
+        if problem is not None:
+            raise SpecError.one("name", f"{name!r}: {problem}")
         if kind not in CLUSTER_KINDS:
             raise SpecError.one("kind", f"unknown cluster kind {kind!r}; use one of {', '.join(CLUSTER_KINDS)}")
         if kind == LOCAL:
