@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,3 +76,9 @@ async def act(
     if expect is not None:
         assert op["state"] == expect, op
     return op
+
+
+def written_rows(out: Path) -> list[str]:
+    """The rows a job's filesystem sink (csv) wrote under ``out``, unquoted."""
+    files = [f for f in out.rglob("*") if f.is_file() and not f.name.startswith(".")]
+    return [r.strip('"') for f in files for r in f.read_text().split()]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import act, wait_state
+from tests.helpers import act, wait_state, written_rows
 
 pytestmark = [pytest.mark.flink]
 SINGLE_DB = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -29,8 +29,7 @@ INSERT INTO shouted SELECT shout(w) FROM words;
 async def run_and_read(api: httpx.AsyncClient, app_id: int, out: Path) -> list[str]:
     await act(api, app_id, "start")
     await wait_state(api, app_id, "FINISHED", timeout=60)
-    rows = [ln for f in out.rglob("*") if f.is_file() and not f.name.startswith(".") for ln in f.read_text().split()]
-    rows = [r.strip('"') for r in rows]
+    rows = written_rows(out)
     assert len(rows) == 5, rows
     return rows
 

@@ -56,7 +56,7 @@ async def test_deploy_run_savepoint_stop_restore_cancel(
     api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
 ) -> None:
     app_id = await jar_app(api, k8s_cluster)
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     app = await wait_state(api, app_id, "RUNNING")
     name = app["status"]["job_id"]
     resource = kube.get(DEPLOYMENTS, NS, name)
@@ -98,7 +98,7 @@ async def test_api_server_trouble_while_the_jobmanager_restarts_never_shows_fail
     api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int, platform: Platform
 ) -> None:
     app_id = await jar_app(api, k8s_cluster)
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     lost_after = platform.settings.tracking.lost_after_s
     pods = await wait_app(api, app_id, lambda a: bool(a["status"]["jobmanager_pods"]), what="JobManager pods")
@@ -148,7 +148,7 @@ async def test_failed_then_running_again_and_deleted_resource(
     api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
 ) -> None:
     app_id = await jar_app(api, k8s_cluster)
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     operator.paused = True
     await kube.set_status(DEPLOYMENTS, NS, name, {"jobStatus": {"state": "FAILED"}})
@@ -199,7 +199,7 @@ async def test_session_cluster_runs_apps_as_session_jobs(
     platform.start_loops()
     jar = tiny_jar()
     app_id = await jar_app(api, resp.json()["id"], "session-app", jar=jar)
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     job = kube.get("flinksessionjobs", NS, name)
     assert job is not None and job["spec"]["deploymentName"] == "shared-session"
@@ -237,7 +237,7 @@ async def test_session_cluster_started_and_stopped_by_the_platform(
     }
 
     app_id = await jar_app(api, cluster, "on-the-session")
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     await wait_state(api, app_id, "RUNNING")
     refused = await api.post(f"/api/v1/clusters/{cluster}/stop")
     assert refused.status_code == 409 and "still runs 1 application" in refused.text
@@ -266,7 +266,7 @@ async def test_upgrade_applies_a_new_version_through_the_operator(
     api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, k8s_cluster: int
 ) -> None:
     app_id = await jar_app(api, k8s_cluster, args=["--rate", "10"], properties={"pipeline.max-parallelism": "64"})
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     same = await api.post(f"/api/v1/apps/{app_id}/upgrade", json={})
     assert same.status_code == 409 and "already runs version 1" in same.text
@@ -308,7 +308,7 @@ async def test_a_jar_app_may_run_a_jar_from_the_image_without_uploading_it(
     )
     assert resp.status_code == 201, resp.text
     app_id = resp.json()["id"]
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
     spec = kube.get(DEPLOYMENTS, NS, name)["spec"]  # type: ignore[index]
     assert spec["job"]["jarURI"] == "local:///opt/flink/usrlib/orders-3.1.jar"

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ from streampilot.flink.local import LocalCluster
 from streampilot.services.platform import Platform
 from tests.e2e.test_dependencies import PYFLINK_SHOUT, PYFLINK_WITH_FILES, shout_sql
 from tests.faultproxy import FaultProxy
-from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state
+from tests.helpers import DATAGEN_SQL, act, events, wait_app, wait_state, written_rows
 from tests.k8s.conftest import OPERATOR_CONFIG, STATE_DIR, add_cluster, fetch_from, jar_app, tiny_jar
 from tests.k8s.operator_sim import OperatorSimulator
 from tests.k8s_emulator import KubeEmulator
@@ -37,16 +38,38 @@ PYTHON_JAR = "local:///opt/flink/opt/flink-python-2.3.0.jar"
 
 @pytest.fixture
 async def real_operator(
-    kube: KubeEmulator, flink_cluster: LocalCluster, jobs_jar: Path, tmp_path: Path
+    api: httpx.AsyncClient, kube: KubeEmulator, flink_cluster: LocalCluster, jobs_jar: Path, tmp_path: Path
 ) -> AsyncIterator[OperatorSimulator]:
+    """The operator stand-in running jobs on the real shared cluster: the image's jars are ours, and
+    jars it (or the JobManager) fetches come from the platform under test."""
     client = FlinkClient(flink_cluster.layout.rest_url, timeout_s=10, submit_timeout_s=60)
     home = inspect_home(flink_cluster.layout.home.path)
     assert home.python_jar is not None
     jars = {IMAGE_JAR: jobs_jar, PYTHON_JAR: home.python_jar}
-    sim = OperatorSimulator(kube, flink=client, jars=jars, mount_root=tmp_path / "mounts").start()
+    sim = OperatorSimulator(
+        kube,
+        flink=client,
+        jars=jars,
+        mount_root=tmp_path / "mounts",
+        operator_config=OPERATOR_CONFIG,
+        fetch=fetch_from(api),
+    ).start()
     yield sim
     await sim.stop()
     await client.close()
+
+
+async def real_cluster(
+    api: httpx.AsyncClient, kube: KubeEmulator, tmp_path: Path, flink_cluster: LocalCluster, **options: Any
+) -> int:
+    """A Kubernetes cluster whose jobs the stand-in runs on the real one: its REST API, our Python as the
+    image's, state on the local disk."""
+    defaults = {
+        "rest_url_template": flink_cluster.layout.rest_url,
+        "python_executable": sys.executable,
+        "state_dir": f"file://{tmp_path}/state",
+    }
+    return await add_cluster(api, kube, tmp_path, **{**defaults, **options})
 
 
 async def test_rest_api_refines_the_operator_status_and_verifies_settings(
@@ -71,7 +94,7 @@ async def test_rest_api_refines_the_operator_status_and_verifies_settings(
         checkpointing={"interval_s": 1},
         checkpoint_failure_policy={"failures": 3, "window_s": 60, "action": "alert"},
     )
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     app = await wait_state(api, app_id, "RUNNING")
     assert app["status"]["tasks_total"] == 2  # Flink's own task counts, not the operator's "RUNNING"
     name = app["status"]["job_id"]
@@ -174,9 +197,7 @@ async def test_sql_app_runs_on_kubernetes_with_the_runner_jar_from_the_cli(
     assert b"SQL runner for Flink 2.3.0 written to" in out
     real_operator.jars[SQL_RUNNER] = runner
 
-    cluster = await add_cluster(
-        api, kube, tmp_path, rest_url_template=flink_cluster.layout.rest_url, state_dir=f"file://{tmp_path}/state"
-    )
+    cluster = await real_cluster(api, kube, tmp_path, flink_cluster)
     platform.start_loops()
     resp = await api.post(
         "/api/v1/apps",
@@ -191,7 +212,7 @@ async def test_sql_app_runs_on_kubernetes_with_the_runner_jar_from_the_cli(
     )
     assert resp.status_code == 201, resp.text
     app_id = resp.json()["id"]
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     app = await wait_state(api, app_id, "RUNNING")
     job = kube.get("flinkdeployments", "flink", app["status"]["job_id"])["spec"]["job"]  # type: ignore[index]
     assert job["jarURI"] == SQL_RUNNER and job["entryClass"] == "io.streampilot.StreampilotSqlRunner"
@@ -212,14 +233,7 @@ async def test_pyflink_app_runs_on_kubernetes_with_its_script_in_a_config_map(
 ) -> None:
     script = (Path(__file__).parents[1] / "e2e" / "jobs" / "tiny_pyflink.py").read_text()
     # The image's Python (here: ours, which has apache-flink) runs the script.
-    cluster = await add_cluster(
-        api,
-        kube,
-        tmp_path,
-        rest_url_template=flink_cluster.layout.rest_url,
-        python_executable=sys.executable,
-        state_dir=f"file://{tmp_path}/state",
-    )
+    cluster = await real_cluster(api, kube, tmp_path, flink_cluster)
     platform.start_loops()
     resp = await api.post(
         "/api/v1/apps",
@@ -227,7 +241,7 @@ async def test_pyflink_app_runs_on_kubernetes_with_its_script_in_a_config_map(
     )
     assert resp.status_code == 201, resp.text
     app_id = resp.json()["id"]
-    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await act(api, app_id, "start", {})  # its operation has ended, not only the job running
     app = await wait_state(api, app_id, "RUNNING", timeout=120)
     name = app["status"]["job_id"]
     deployment = kube.get("flinkdeployments", "flink", name)
@@ -259,6 +273,7 @@ async def test_pyflink_needs_application_mode(api: httpx.AsyncClient, kube: Kube
 async def test_a_sql_app_with_a_udf_jar_runs_from_the_artifact_streampilot_serves(
     api: httpx.AsyncClient,
     kube: KubeEmulator,
+    real_operator: OperatorSimulator,
     platform: Platform,
     flink_cluster: LocalCluster,
     udf_jar: Path,
@@ -267,59 +282,38 @@ async def test_a_sql_app_with_a_udf_jar_runs_from_the_artifact_streampilot_serve
 ) -> None:
     """Session mode: the operator fetches the jar; application mode (Flink 1.19+): the JobManager does.
     Either way neither the SQL runner nor the UDF needs to be in the image."""
-    client = FlinkClient(flink_cluster.layout.rest_url, timeout_s=10, submit_timeout_s=60)
-    sim = OperatorSimulator(
-        kube, flink=client, mount_root=tmp_path / "mounts", operator_config=OPERATOR_CONFIG, fetch=fetch_from(api)
-    ).start()
-    try:
-        session = {"session_name": "team"} if kind == "kubernetes-session" else {}
-        cluster = await add_cluster(
-            api,
-            kube,
-            tmp_path,
-            kind=kind,
-            rest_url_template=flink_cluster.layout.rest_url,
-            state_dir=f"file://{tmp_path}/state",
-            artifact_url="https://streampilot.flink.svc",
-            **session,
-        )
-        platform.start_loops()
-        if session:
-            assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
-        upload = await api.post("/api/v1/jars", files={"file": ("shout-udf.jar", udf_jar.read_bytes())})
-        out = tmp_path / "out"
-        resp = await api.post(
-            "/api/v1/apps",
-            json={
-                "name": "shout-on-k8s",
-                "kind": "sql",
-                "cluster_id": cluster,
-                "runtime_mode": "batch",
-                "dependency_jar_ids": [upload.json()["id"]],
-                "sql": shout_sql(out, "CREATE FUNCTION shout AS 'io.streampilot.testudf.Shout';"),
-            },
-        )
-        assert resp.status_code == 201, resp.text
-        app_id = resp.json()["id"]
-        assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
-        await wait_state(api, app_id, "FINISHED", timeout=120)
-        plural = "flinksessionjobs" if session else "flinkdeployments"
-        job = kube.get(plural, "flink", resource_name(app_id))
-        assert job is not None
-        uri = job["spec"]["job"]["jarURI"]
-        with zipfile.ZipFile(io.BytesIO(sim.fetched[uri])) as fetched:  # the SQL runner with the UDF nested
-            nested = [fetched.read(n) for n in fetched.namelist() if n.startswith("lib/") and n.endswith(".jar")]
-        assert nested == [udf_jar.read_bytes()]
-        rows = [
-            r.strip('"')
-            for f in out.rglob("*")
-            if f.is_file() and not f.name.startswith(".")
-            for r in f.read_text().split()
-        ]
-        assert len(rows) == 5 and all(r.endswith("!") and r[:-1] == r[:-1].upper() for r in rows), rows
-    finally:
-        await sim.stop()
-        await client.close()
+    session = {"session_name": "team"} if kind == "kubernetes-session" else {}
+    cluster = await real_cluster(
+        api, kube, tmp_path, flink_cluster, kind=kind, artifact_url="https://streampilot.flink.svc", **session
+    )
+    platform.start_loops()
+    if session:
+        assert (await api.post(f"/api/v1/clusters/{cluster}/start")).status_code == 200
+    upload = await api.post("/api/v1/jars", files={"file": ("shout-udf.jar", udf_jar.read_bytes())})
+    out = tmp_path / "out"
+    resp = await api.post(
+        "/api/v1/apps",
+        json={
+            "name": "shout-on-k8s",
+            "kind": "sql",
+            "cluster_id": cluster,
+            "runtime_mode": "batch",
+            "dependency_jar_ids": [upload.json()["id"]],
+            "sql": shout_sql(out, "CREATE FUNCTION shout AS 'io.streampilot.testudf.Shout';"),
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await wait_state(api, app_id, "FINISHED", timeout=120)
+    job = kube.get("flinksessionjobs" if session else "flinkdeployments", "flink", resource_name(app_id))
+    assert job is not None
+    uri = job["spec"]["job"]["jarURI"]
+    with zipfile.ZipFile(io.BytesIO(real_operator.fetched[uri])) as fetched:  # the SQL runner, the UDF nested
+        nested = [fetched.read(n) for n in fetched.namelist() if n.startswith("lib/") and n.endswith(".jar")]
+    assert nested == [udf_jar.read_bytes()]
+    rows = written_rows(out)
+    assert len(rows) == 5 and all(r.endswith("!") and r[:-1] == r[:-1].upper() for r in rows), rows
 
 
 PYFLINK_FILES_ONLY = PYFLINK_WITH_FILES.replace(
@@ -335,14 +329,7 @@ async def test_a_pyflink_app_brings_its_python_files_to_kubernetes(
     platform: Platform,
     tmp_path: Path,
 ) -> None:
-    cluster = await add_cluster(
-        api,
-        kube,
-        tmp_path,
-        rest_url_template=flink_cluster.layout.rest_url,
-        python_executable=sys.executable,
-        state_dir=f"file://{tmp_path}/state",
-    )
+    cluster = await real_cluster(api, kube, tmp_path, flink_cluster)
     platform.start_loops()
     out = tmp_path / "out"
     files = {"helpers/__init__.py": "", "helpers/text.py": "def shout(s):\n    return s.upper() + '!'\n"}
@@ -362,71 +349,44 @@ async def test_a_pyflink_app_brings_its_python_files_to_kubernetes(
     app_id = resp.json()["id"]
     assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
     await wait_state(api, app_id, "FINISHED", timeout=180)
-    name = resource_name(app_id)
-    deployment = kube.get("flinkdeployments", "flink", name)
+    deployment = kube.get("flinkdeployments", "flink", resource_name(app_id))
     assert deployment is not None and deployment["spec"]["flinkConfiguration"]["python.files"] == "/opt/streampilot/app"
     volume = next(v for v in deployment["spec"]["podTemplate"]["spec"]["volumes"] if "configMap" in v)
-    assert sorted(i["path"] for i in volume["configMap"]["items"]) == [
-        "helpers/__init__.py",
-        "helpers/text.py",
-        "main.py",
-    ]
-    rows = [
-        r.strip('"')
-        for f in out.rglob("*")
-        if f.is_file() and not f.name.startswith(".")
-        for r in f.read_text().split()
-    ]
-    assert len(rows) == 5 and all(r.startswith("hi-") and r.endswith("!") for r in rows), rows  # shouted on the workers
+    placed = sorted(i["path"] for i in volume["configMap"]["items"])
+    assert placed == ["helpers/__init__.py", "helpers/text.py", "main.py"]
+    rows = written_rows(out)
+    assert len(rows) == 5 and all(r.startswith("hi-") and r.endswith("!") for r in rows), rows  # on the workers
 
 
 async def test_a_pyflink_app_with_a_java_udf_jar_runs_in_application_mode(
     api: httpx.AsyncClient,
     kube: KubeEmulator,
+    real_operator: OperatorSimulator,
     flink_cluster: LocalCluster,
     platform: Platform,
     udf_jar: Path,
     tmp_path: Path,
 ) -> None:
     """Its jarURI is the platform's flink-python jar with the UDF jar nested, fetched by the JobManager."""
-    client = FlinkClient(flink_cluster.layout.rest_url, timeout_s=10, submit_timeout_s=60)
-    sim = OperatorSimulator(kube, flink=client, mount_root=tmp_path / "mounts", fetch=fetch_from(api)).start()
-    try:
-        cluster = await add_cluster(
-            api,
-            kube,
-            tmp_path,
-            rest_url_template=flink_cluster.layout.rest_url,
-            python_executable=sys.executable,
-            state_dir=f"file://{tmp_path}/state",
-            artifact_url="https://streampilot.flink.svc",
-        )
-        platform.start_loops()
-        upload = await api.post("/api/v1/jars", files={"file": ("shout-udf.jar", udf_jar.read_bytes())})
-        out = tmp_path / "out"
-        body = {
-            "name": "py-udf-on-k8s",
-            "kind": "python",
-            "cluster_id": cluster,
-            "python": PYFLINK_SHOUT,
-            "args": [out.as_uri()],
-            "dependency_jar_ids": [upload.json()["id"]],
-            "parallelism": 1,
-        }
-        resp = await api.post("/api/v1/apps", json=body)
-        assert resp.status_code == 201, resp.text
-        app_id = resp.json()["id"]
-        assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
-        await wait_state(api, app_id, "FINISHED", timeout=180)
-        uri = kube.get("flinkdeployments", "flink", resource_name(app_id))["spec"]["job"]["jarURI"]  # type: ignore[index]
-        assert uri.startswith("https://streampilot.flink.svc/artifacts/") and uri in sim.fetched
-        rows = [
-            r.strip('"')
-            for f in out.rglob("*")
-            if f.is_file() and not f.name.startswith(".")
-            for r in f.read_text().split()
-        ]
-        assert len(rows) == 5 and all(r.endswith("!") for r in rows), rows
-    finally:
-        await sim.stop()
-        await client.close()
+    cluster = await real_cluster(api, kube, tmp_path, flink_cluster, artifact_url="https://streampilot.flink.svc")
+    platform.start_loops()
+    upload = await api.post("/api/v1/jars", files={"file": ("shout-udf.jar", udf_jar.read_bytes())})
+    out = tmp_path / "out"
+    body = {
+        "name": "py-udf-on-k8s",
+        "kind": "python",
+        "cluster_id": cluster,
+        "python": PYFLINK_SHOUT,
+        "args": [out.as_uri()],
+        "dependency_jar_ids": [upload.json()["id"]],
+        "parallelism": 1,
+    }
+    resp = await api.post("/api/v1/apps", json=body)
+    assert resp.status_code == 201, resp.text
+    app_id = resp.json()["id"]
+    assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+    await wait_state(api, app_id, "FINISHED", timeout=180)
+    uri = kube.get("flinkdeployments", "flink", resource_name(app_id))["spec"]["job"]["jarURI"]  # type: ignore[index]
+    assert uri.startswith("https://streampilot.flink.svc/artifacts/") and uri in real_operator.fetched
+    rows = written_rows(out)
+    assert len(rows) == 5 and all(r.endswith("!") for r in rows), rows

@@ -24,6 +24,17 @@ from tests.k8s_emulator import KubeEmulator
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
+async def running_app(
+    api: httpx.AsyncClient, kube: KubeEmulator, platform: Platform, tmp_path: Path, **spec: Any
+) -> tuple[int, str]:
+    """A jar app started on a new application cluster: its id and its resource's name."""
+    cluster = await add_cluster(api, kube, tmp_path)
+    platform.start_loops()
+    app_id = await jar_app(api, cluster, **spec)
+    await act(api, app_id, "start", {})
+    return app_id, (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+
+
 def deletions(kube: KubeEmulator, name: str) -> list[tuple[int, str, bool]]:
     """The resource's history as (resourceVersion, event, marked for deletion)."""
     return [
@@ -42,7 +53,7 @@ async def test_a_new_run_waits_until_the_operator_has_torn_the_old_one_down(
         cluster = await add_cluster(api, kube, tmp_path)
         platform.start_loops()
         app_id = await jar_app(api, cluster)
-        assert (await api.post(f"/api/v1/apps/{app_id}/start", json={})).status_code == 202
+        await act(api, app_id, "start", {})  # its operation has ended, not only the job running
         name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
         assert kube.get(DEPLOYMENTS, NS, name)["metadata"]["finalizers"] == [  # type: ignore[index]
             "flinkdeployments.flink.apache.org/finalizer"
@@ -161,11 +172,7 @@ async def test_savepoints_without_snapshot_resources_use_the_nonce(
 async def test_a_savepoint_the_operator_abandons_fails_with_its_reason(
     api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
 ) -> None:
-    cluster = await add_cluster(api, kube, tmp_path)
-    platform.start_loops()
-    app_id = await jar_app(api, cluster)
-    await act(api, app_id, "start", {})
-    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    app_id, name = await running_app(api, kube, platform, tmp_path)
     operator.paused = True  # the job goes down between the request and the operator's look at it
     await kube.set_status(DEPLOYMENTS, NS, name, {"jobStatus": {"state": "RESTARTING"}})
     resp = await api.post(f"/api/v1/apps/{app_id}/savepoints", json={})
@@ -180,12 +187,8 @@ async def test_a_savepoint_the_operator_abandons_fails_with_its_reason(
 async def test_a_policy_restart_with_snapshot_resources_restores_the_savepoint(
     api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
 ) -> None:
-    cluster = await add_cluster(api, kube, tmp_path)
-    platform.start_loops()
     budget = {"max_restarts": 3, "window_s": 600, "initial_backoff_s": 0.2}
-    app_id = await jar_app(api, cluster, auto_restart=budget)
-    await act(api, app_id, "start", {})
-    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    app_id, name = await running_app(api, kube, platform, tmp_path, auto_restart=budget)
     saved = (await act(api, app_id, "savepoint"))["result"]["path"]
     first_uid = kube.get(DEPLOYMENTS, NS, name)["metadata"]["uid"]  # type: ignore[index]
     await kube.set_status(DEPLOYMENTS, NS, name, {"jobStatus": {"state": "FAILED"}})
@@ -204,11 +207,7 @@ async def test_a_policy_restart_with_snapshot_resources_restores_the_savepoint(
 async def test_restore_latest_finds_the_operators_own_savepoints(
     api: httpx.AsyncClient, kube: KubeEmulator, operator: OperatorSimulator, platform: Platform, tmp_path: Path
 ) -> None:
-    cluster = await add_cluster(api, kube, tmp_path)
-    platform.start_loops()
-    app_id = await jar_app(api, cluster)
-    await act(api, app_id, "start", {})
-    name = (await wait_state(api, app_id, "RUNNING"))["status"]["job_id"]
+    app_id, name = await running_app(api, kube, platform, tmp_path)
     await act(api, app_id, "savepoint")  # ours: recorded by streampilot
     await asyncio.sleep(1.1)  # the operator's own comes later (resultTimestamp has whole seconds)
     periodic = await operator.periodic_savepoint(DEPLOYMENTS, NS, name)  # never seen by streampilot
