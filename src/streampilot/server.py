@@ -22,6 +22,7 @@ log = logging.getLogger("streampilot")
 def serve(settings: Settings, *, host: str | None, port: int | None, example: bool, local_cluster: bool) -> None:
     """Raises ``DatabaseUrlError`` (one line, no password) when the database cannot be used."""
     configure(settings.log.level, settings.log.format)
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # the SQLite database's directory
     asyncio.run(reachable(settings.effective_database_url))
     platform = Platform(settings)
 
