@@ -164,3 +164,25 @@ async def test_the_console_checks_a_clusters_name_as_the_api_does(api: httpx.Asy
         page = await api.post("/clusters", data={"name": name, "kind": "local"}, headers=cookie)
         assert page.status_code == 422 and "letters, digits" in page.text, (name, page.status_code)
     assert (await api.get("/api/v1/clusters")).json() == []
+
+
+async def test_a_client_guessing_tokens_is_throttled(api: httpx.AsyncClient, platform: Platform) -> None:
+    now = [1000.0]
+    platform.ctx.logins.clock = lambda: now[0]
+    good = api.headers["Authorization"]
+    wrong = {"Authorization": "Bearer guess"}
+    for _ in range(platform.ctx.logins.failures):
+        assert (await api.get("/api/v1/apps", headers=wrong)).status_code == 401
+    blocked = await api.get("/api/v1/apps", headers={"Authorization": good})  # even the right one, for now
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 60, blocked.text
+    page = await api.post("/login", data={"token": good.split()[1]})
+    assert page.status_code == 429 and "try again in 60 s" in page.text
+    now[0] += 61
+    assert (await api.get("/api/v1/apps", headers={"Authorization": good})).status_code == 200
+    for _ in range(platform.ctx.logins.failures):  # at it again: blocked twice as long
+        await api.get("/api/v1/apps", headers=wrong)
+    assert (await api.get("/api/v1/apps")).status_code == 429
+    now[0] += 61
+    assert (await api.get("/api/v1/apps")).status_code == 429
+    now[0] += 60
+    assert (await api.get("/api/v1/apps")).status_code == 200

@@ -30,7 +30,7 @@ from streampilot.api.routers import (
 )
 from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
-from streampilot.services.errors import ServiceError
+from streampilot.services.errors import ServiceError, Throttled
 from streampilot.services.platform import Platform
 from streampilot.web import pages, setup_pages
 from streampilot.web.common import LoginRequired, login_redirect
@@ -97,7 +97,8 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        headers = {"Retry-After": str(int(exc.retry_after_s) + 1)} if isinstance(exc, Throttled) else None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(sa_exc.DBAPIError)

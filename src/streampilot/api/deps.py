@@ -18,6 +18,11 @@ def platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(platform)]
 
 
+def client_of(request: Request) -> str:
+    """Who is asking, for throttling: the peer's address (a proxy in front shares one)."""
+    return request.client.host if request.client else ""
+
+
 async def account(request: Request, p: PlatformDep) -> Account:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -25,7 +30,7 @@ async def account(request: Request, p: PlatformDep) -> Account:
         raise HTTPException(
             401, "missing API token: send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"}
         )
-    found = await p.accounts.authenticate(token.strip())
+    found = await p.accounts.authenticate(token.strip(), client_of(request))
     if found is None:
         raise HTTPException(401, "invalid API token", headers={"WWW-Authenticate": "Bearer"})
     return found

@@ -11,6 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from streampilot.services.context import Context
+from streampilot.services.errors import Throttled
 from streampilot.store.orm import Account
 
 
@@ -48,8 +49,17 @@ class AccountService:
         write_secret(token_file, token)
         return True
 
-    async def authenticate(self, token: str) -> Account | None:
+    async def authenticate(self, token: str, client: str = "") -> Account | None:
+        """The token's account, or None; ``Throttled`` while ``client`` is blocked for wrong tokens."""
+        wait = self.ctx.logins.wait_s(client)
+        if wait > 0:
+            raise Throttled(f"too many wrong tokens from {client or 'this client'}; try again in {wait:.0f} s", wait)
         async with self.ctx.sessions() as s:
-            return (
+            found = (
                 await s.execute(sa.select(Account).where(Account.token_hash == hash_token(token)))
             ).scalar_one_or_none()
+        if found is None:
+            self.ctx.logins.failed(client)
+        else:
+            self.ctx.logins.succeeded(client)
+        return found

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from streampilot.domain.throttle import LoginThrottle
 from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
@@ -39,6 +40,7 @@ class Context:
     python_in_lib: dict[str, bool] = field(default_factory=dict)
     # One PyFlink submission at a time per JobManager (see StandaloneTarget.submit), by REST URL.
     python_submits: dict[str, asyncio.Lock] = field(default_factory=dict)
+    logins: LoginThrottle = field(default_factory=LoginThrottle)  # wrong tokens per client
     _secret_box: SecretBox | None = None
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
     _url_clients: dict[str, FlinkClient] = field(default_factory=dict)  # Flink REST APIs on Kubernetes

@@ -19,3 +19,13 @@ class Unavailable(ServiceError):
     """A cluster or other dependency did not answer; the outcome may be unknown."""
 
     status = 502
+
+
+class Throttled(ServiceError):
+    """Too many wrong tokens from one client: it must wait ``retry_after_s``."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -11,11 +11,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
 
+from streampilot.api.deps import client_of
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.channels import ChannelKind
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import AppState
 from streampilot.domain.urls import without_credentials
+from streampilot.services.errors import Throttled
 from streampilot.services.platform import Platform
 from streampilot.store.orm import Account
 from streampilot.web import views
@@ -49,7 +51,10 @@ def platform(request: Request) -> Platform:
 
 async def page_account(request: Request) -> Account:
     token = request.cookies.get(COOKIE, "")
-    account = await platform(request).accounts.authenticate(token) if token else None
+    try:
+        account = await platform(request).accounts.authenticate(token, client_of(request)) if token else None
+    except Throttled:
+        account = None  # to the login page, which says how long to wait
     if account is None:
         raise LoginRequired(str(request.url.path))
     return account

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from streampilot.api.deps import client_of
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import ACTIVE_STATES, AppState
 from streampilot.flink.client import FlinkError
 from streampilot.services.apps import spec_from
-from streampilot.services.errors import ServiceError
+from streampilot.services.errors import ServiceError, Throttled
 from streampilot.services.platform import Platform
 from streampilot.store.orm import App, Cluster, Operation
 from streampilot.web import views
@@ -47,7 +48,13 @@ async def login(request: Request) -> Response:
     target = str(form.get("next") or "/apps")
     if not target.startswith("/") or target.startswith("//"):
         target = "/apps"
-    if not token or await platform(request).accounts.authenticate(token) is None:
+    try:
+        found = await platform(request).accounts.authenticate(token, client_of(request)) if token else None
+    except Throttled as exc:
+        refused = render(request, "login.html", status=429, next=target, error=f"{str(exc)[0].upper()}{str(exc)[1:]}.")
+        refused.headers["Retry-After"] = str(int(exc.retry_after_s) + 1)
+        return refused
+    if found is None:
         return render(
             request,
             "login.html",
