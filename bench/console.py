@@ -52,9 +52,9 @@ async def run(home: Path) -> None:
                 )
     token = platform.settings.token_file.read_text().strip()
     app = create_app(platform)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://b", cookies={"streampilot_token": token}
-    ) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client:
+        login = await client.post("/login", data={"token": token})  # a console session, as a browser has
+        client.cookies.set("streampilot_token", login.cookies["streampilot_token"])
         for path in (
             "/apps",
             "/apps/table",

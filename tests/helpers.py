@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,3 +83,16 @@ def written_rows(out: Path) -> list[str]:
     """The rows a job's filesystem sink (csv) wrote under ``out``, unquoted."""
     files = [f for f in out.rglob("*") if f.is_file() and not f.name.startswith(".")]
     return [r.strip('"') for f in files for r in f.read_text().split()]
+
+
+async def console_login(api: httpx.AsyncClient) -> tuple[dict[str, str], str]:
+    """Log in to the console with the client's API token: the session cookie header, and the CSRF token
+    its forms carry."""
+    token = api.headers["Authorization"].split()[1]
+    resp = await api.post("/login", data={"token": token, "next": "/clusters"})
+    assert resp.status_code == 303, resp.text
+    cookie = {"Cookie": resp.headers["set-cookie"].split(";", 1)[0]}
+    page = await api.get("/clusters", headers=cookie)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return cookie, found.group(1)

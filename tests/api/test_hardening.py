@@ -7,16 +7,17 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from streampilot.logs import CHATTY, configure
 from streampilot.services.platform import Platform
-from streampilot.store.orm import Cluster
-from streampilot.web.pages import COOKIE
-from tests.helpers import DATAGEN_SQL
+from streampilot.store.orm import Cluster, WebSession, utcnow
+from tests.helpers import DATAGEN_SQL, console_login
 from tests.receivers import HttpReceiver
 
 
@@ -98,7 +99,8 @@ async def test_credentials_in_a_clusters_url_are_never_shown(api: httpx.AsyncCli
     listing = await api.get("/api/v1/clusters")
     assert "hunter2" not in listing.text and "ops" not in listing.text, listing.text
     assert "http://***@flink.internal:8081" in listing.text
-    page = await api.get("/clusters", headers={"Cookie": f"{COOKIE}={api.headers['Authorization'].split()[1]}"})
+    cookie, _ = await console_login(api)
+    page = await api.get("/clusters", headers=cookie)
     assert page.status_code == 200, page.text
     assert "hunter2" not in page.text and "http://***@flink.internal:8081" in page.text
 
@@ -159,9 +161,9 @@ async def test_secret_bearing_urls_never_reach_the_log(
 
 
 async def test_the_console_checks_a_clusters_name_as_the_api_does(api: httpx.AsyncClient) -> None:
-    cookie = {"Cookie": f"{COOKIE}={api.headers['Authorization'].split()[1]}"}
+    cookie, csrf = await console_login(api)
     for name in ("local/../local", "../etc", "a b"):
-        page = await api.post("/clusters", data={"name": name, "kind": "local"}, headers=cookie)
+        page = await api.post("/clusters", data={"name": name, "kind": "local", "csrf": csrf}, headers=cookie)
         assert page.status_code == 422 and "letters, digits" in page.text, (name, page.status_code)
     assert (await api.get("/api/v1/clusters")).json() == []
 
@@ -186,3 +188,29 @@ async def test_a_client_guessing_tokens_is_throttled(api: httpx.AsyncClient, pla
     assert (await api.get("/api/v1/apps")).status_code == 429
     now[0] += 60
     assert (await api.get("/api/v1/apps")).status_code == 200
+
+
+async def test_console_sessions_expire_end_at_logout_and_refuse_forged_forms(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    cookie, csrf = await console_login(api)
+    assert api.headers["Authorization"].split()[1] not in cookie["Cookie"]  # the cookie is not the API token
+    form = {"name": "ok-name", "kind": "standalone", "rest_url": "http://127.0.0.1:9"}
+    # Without the form's token, or from another site: refused before anything is done.
+    assert (await api.post("/clusters", data=form, headers=cookie)).status_code == 403
+    forged = await api.post("/clusters", data={**form, "csrf": "guess"}, headers=cookie)
+    assert forged.status_code == 403 and "reload the page" in forged.text
+    elsewhere = {**cookie, "Origin": "http://127.0.0.1:9999"}
+    assert (await api.post("/clusters", data={**form, "csrf": csrf}, headers=elsewhere)).status_code == 403
+    own = await api.post("/clusters", data={**form, "csrf": csrf}, headers={**cookie, "Origin": "http://streampilot"})
+    assert own.status_code == 422  # through to the form's own checks (no Flink at that address)
+    # Logout ends the session on the server: the same cookie no longer opens a page.
+    assert (await api.post("/logout", data={"csrf": csrf}, headers=cookie)).status_code == 303
+    assert (await api.get("/clusters", headers=cookie)).status_code == 303  # to the login page
+    # A session expires on the server too.
+    cookie, _ = await console_login(api)
+    async with platform.ctx.sessions() as s, s.begin():
+        await s.execute(sa.update(WebSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert (await api.get("/clusters", headers=cookie)).status_code == 303
+    async with platform.ctx.sessions() as s:
+        assert (await s.execute(sa.select(WebSession))).scalars().all() == []  # and is gone

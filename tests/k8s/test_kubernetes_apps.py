@@ -13,8 +13,7 @@ import pytest
 
 from streampilot.domain.k8s import DEPLOYMENTS, SNAPSHOTS
 from streampilot.services.platform import Platform
-from streampilot.web.pages import COOKIE
-from tests.helpers import act, events, wait_app, wait_state
+from tests.helpers import act, console_login, events, wait_app, wait_state
 from tests.k8s.conftest import ARTIFACT_URL, NS, STATE_DIR, add_cluster, jar_app, jobmanager, tiny_jar
 from tests.k8s.operator_sim import OperatorSimulator, jobmanager_pod
 from tests.k8s_emulator import KubeEmulator
@@ -137,8 +136,8 @@ async def test_api_server_trouble_while_the_jobmanager_restarts_never_shows_fail
     assert f"JobManager pod {name}-jm-1 restarted (1 restarts in all)" in [e["detail"] for e in timeline]
     assert (await api.get(f"/api/v1/apps/{app_id}")).json()["status"]["jobmanager_pods"] == {f"{name}-jm-1": 1}
     # The console's page of a Kubernetes app: its pods, and why there are no live Flink figures.
-    token = str(api.headers["Authorization"]).removeprefix("Bearer ")
-    page = await api.get(f"/apps/{app_id}", headers={"Cookie": f"{COOKIE}={token}"})
+    cookie, _ = await console_login(api)
+    page = await api.get(f"/apps/{app_id}", headers=cookie)
     assert page.status_code == 200, page.text
     assert f"{name}-jm-1</span> (1 restart)" in page.text
     assert "set the cluster&#39;s options.rest_url_template" in page.text

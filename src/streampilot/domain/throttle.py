@@ -1,8 +1,8 @@
 """Login throttling: a client that keeps presenting wrong tokens is refused for a while, longer each time.
 
 ``failures`` wrong tokens within ``window_s`` from one client block it for ``block_s``, doubling with
-each further block within an hour (at most ``max_block_s``); a good token clears the failures. While blocked, even a good
-token is refused: the answer must not tell a guesser that it guessed right.
+each further block within an hour (at most ``max_block_s``); a good token clears the failures. While
+blocked, even a good token is refused: the answer must not tell a guesser that it guessed right.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
 
 FORGET_BLOCKS_S = 3600.0
 

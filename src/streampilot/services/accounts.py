@@ -6,13 +6,14 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from streampilot.services.context import Context
 from streampilot.services.errors import Throttled
-from streampilot.store.orm import Account
+from streampilot.store.orm import Account, WebSession, utcnow
 
 
 def hash_token(token: str) -> str:
@@ -63,3 +64,50 @@ class AccountService:
         else:
             self.ctx.logins.succeeded(client)
         return found
+
+
+@dataclass(frozen=True)
+class Login:
+    account: Account
+    csrf: str
+
+
+@dataclass
+class SessionService:
+    """Console logins kept on the server: the cookie's random id is stored hashed, expires after
+    ``STREAMPILOT_SESSION_HOURS``, and a logout deletes it."""
+
+    ctx: Context
+
+    async def start(self, account: Account) -> str:
+        """A new login of ``account``; returns the cookie's value."""
+        cookie = secrets.token_urlsafe(32)
+        hours = self.ctx.settings.session_hours
+        async with self.ctx.sessions() as s, s.begin():
+            s.add(
+                WebSession(
+                    token_hash=hash_token(cookie),
+                    account_id=account.id,
+                    csrf=secrets.token_urlsafe(24),
+                    expires_at=utcnow() + timedelta(hours=hours),
+                )
+            )
+        return cookie
+
+    async def find(self, cookie: str) -> Login | None:
+        """The login behind a cookie, unless it expired or ended."""
+        async with self.ctx.sessions() as s, s.begin():
+            row = (
+                await s.execute(sa.select(WebSession).where(WebSession.token_hash == hash_token(cookie)))
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            if row.expires_at <= utcnow():
+                await s.delete(row)
+                return None
+            account = await s.get(Account, row.account_id)
+            return Login(account, row.csrf) if account is not None else None
+
+    async def end(self, cookie: str) -> None:
+        async with self.ctx.sessions() as s, s.begin():
+            await s.execute(sa.delete(WebSession).where(WebSession.token_hash == hash_token(cookie)))

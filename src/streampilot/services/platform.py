@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from streampilot.domain.apps import AppKind, AppSpec, Checkpointing
 from streampilot.flink.launch import LaunchError, RunnerBuilder
-from streampilot.services.accounts import AccountService
+from streampilot.services.accounts import AccountService, SessionService
 from streampilot.services.apps import AppService
 from streampilot.services.channels import ChannelService
 from streampilot.services.clusters import ClusterService
@@ -103,6 +103,10 @@ class Platform:
     @property
     def accounts(self) -> AccountService:
         return AccountService(self.ctx)
+
+    @property
+    def web_sessions(self) -> SessionService:
+        return SessionService(self.ctx)
 
     async def open(self) -> bool:
         """Migrate the database, ensure the admin and the bundled Flink home. True if a token was issued."""

@@ -53,6 +53,19 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class WebSession(Base):
+    """A console login: the cookie holds a random id (stored hashed), never the API token; it expires,
+    and a logout deletes it. ``csrf`` is the token every console form sends back."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class FlinkHome(Base):
     __tablename__ = "flink_homes"
     id: Mapped[int] = mapped_column(primary_key=True)

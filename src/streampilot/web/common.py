@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
 
-from streampilot.api.deps import client_of
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.channels import ChannelKind
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import AppState
 from streampilot.domain.urls import without_credentials
-from streampilot.services.errors import Throttled
 from streampilot.services.platform import Platform
 from streampilot.store.orm import Account
 from streampilot.web import views
@@ -49,21 +48,44 @@ def platform(request: Request) -> Platform:
     return p
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 async def page_account(request: Request) -> Account:
-    token = request.cookies.get(COOKIE, "")
-    try:
-        account = await platform(request).accounts.authenticate(token, client_of(request)) if token else None
-    except Throttled:
-        account = None  # to the login page, which says how long to wait
-    if account is None:
+    """The logged-in account of a console request (its server-side session); for a request that changes
+    something, also proof that it came from one of our own pages (``check_forgery``)."""
+    cookie = request.cookies.get(COOKIE, "")
+    login = await platform(request).web_sessions.find(cookie) if cookie else None
+    if login is None:
         raise LoginRequired(str(request.url.path))
-    return account
+    request.state.csrf = login.csrf
+    if request.method not in SAFE_METHODS:
+        check_origin(request)
+        sent = str((await request.form()).get("csrf", ""))  # parsed once: the route reads it again
+        if not hmac.compare_digest(sent, login.csrf):
+            raise HTTPException(
+                403, "this form is out of date or came from another site: reload the page and submit it again"
+            )
+    return login.account
+
+
+def check_origin(request: Request) -> None:
+    """A state-changing request from a browser must come from our own origin (Origin, else Referer)."""
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    origin = request.headers.get("origin")
+    referer = request.headers.get("referer")
+    if origin is not None and origin != "null":
+        if origin != own:
+            raise HTTPException(403, f"a request from {origin} may not change anything here")
+    elif referer is not None and not (referer == own or referer.startswith(own + "/")):
+        raise HTTPException(403, "a request from another site may not change anything here")
 
 
 PageAccount = Annotated[Account, Depends(page_account)]
 
 
 def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    ctx.setdefault("csrf", getattr(request.state, "csrf", ""))
     ctx.setdefault("notice", request.query_params.get("notice"))
     ctx.setdefault("error", request.query_params.get("error"))
     return templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -23,6 +23,7 @@ from streampilot.web.common import (
     COOKIE,
     PageAccount,
     back,
+    check_origin,
     flat,
     page_account,
     platform,
@@ -48,6 +49,7 @@ async def login(request: Request) -> Response:
     target = str(form.get("next") or "/apps")
     if not target.startswith("/") or target.startswith("//"):
         target = "/apps"
+    check_origin(request)  # no login forged from another site
     try:
         found = await platform(request).accounts.authenticate(token, client_of(request)) if token else None
     except Throttled as exc:
@@ -62,13 +64,17 @@ async def login(request: Request) -> Response:
             next=target,
             error="That token is not valid. The admin token is in $STREAMPILOT_HOME/admin.token.",
         )
+    # The cookie names a server-side session (expiring, ended by logout), never the API token itself.
+    cookie = await platform(request).web_sessions.start(found)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=7 * 86400)
+    max_age = int(platform(request).settings.session_hours * 3600)
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", max_age=max_age)
     return response
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    await platform(request).web_sessions.end(request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
