@@ -15,6 +15,7 @@ from streampilot.domain.channels import CONFIGS, MASK, ChannelKind, Message, _Co
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound
+from streampilot.services.secrets import PREFIX, SecretBox
 from streampilot.store.alerts import AlertRepository
 from streampilot.store.orm import Alert, AlertChannel
 
@@ -34,6 +35,25 @@ def parse_config(kind: str, raw: dict[str, Any]) -> _Config:
                 for e in exc.errors()
             ]
         ) from None
+
+
+def open_config(channel: AlertChannel, box: SecretBox) -> _Config:
+    """A channel's configuration with its secrets decrypted (stored sealed; older plain rows read as they are)."""
+    cls = CONFIGS[ChannelKind(channel.kind)]
+    raw = dict(channel.config)
+    for name in cls.SECRET_FIELDS:
+        if isinstance(raw.get(name), str):
+            raw[name] = box.open(raw[name])
+    return cls.model_validate(raw)
+
+
+def stored_config(config: _Config, box: SecretBox) -> dict[str, Any]:
+    """What the database keeps of a configuration: its secrets (passwords, keys, webhook URLs) sealed."""
+    out = config.model_dump(mode="json")
+    for name in config.SECRET_FIELDS:
+        if out.get(name):
+            out[name] = box.seal(str(out[name]))
+    return out
 
 
 @dataclass
@@ -56,14 +76,14 @@ class ChannelService:
         async with self.ctx.sessions() as s, s.begin():
             if (await s.execute(sa.select(AlertChannel.id).where(AlertChannel.name == name))).first():
                 raise Conflict(f"an alert channel named {name!r} already exists; choose another name")
-            channel = AlertChannel(name=name, kind=kind, config=config.model_dump(mode="json"))
+            channel = AlertChannel(name=name, kind=kind, config=stored_config(config, self.ctx.secrets))
             s.add(channel)
             await s.flush()
             return channel
 
     async def update(self, channel_id: int, name: str | None, raw: dict[str, Any] | None) -> AlertChannel:
         channel = await self.get(channel_id)
-        merged = dict(channel.config)
+        merged = open_config(channel, self.ctx.secrets).model_dump(mode="json")
         for key, value in (raw or {}).items():
             if value != MASK:  # a masked secret sent back unchanged keeps its stored value
                 merged[key] = value
@@ -75,7 +95,7 @@ class ChannelService:
                 if (await s.execute(sa.select(AlertChannel.id).where(AlertChannel.name == name))).first():
                     raise Conflict(f"an alert channel named {name!r} already exists; choose another name")
                 row.name = name
-            row.config = config.model_dump(mode="json")
+            row.config = stored_config(config, self.ctx.secrets)
             return row
 
     async def delete(self, channel_id: int) -> None:
@@ -85,7 +105,7 @@ class ChannelService:
 
     async def test(self, channel_id: int) -> SendResult:
         channel = await self.get(channel_id)
-        config = CONFIGS[ChannelKind(channel.kind)].model_validate(channel.config)
+        config = open_config(channel, self.ctx.secrets)
         message = Message(
             title=f"streampilot test message for channel {channel.name!r}",
             reason="test",
@@ -111,9 +131,26 @@ class ChannelService:
     async def recent_deliveries(self, limit: int) -> list[dict[str, Any]]:
         return (await AlertRepository(self.ctx.sessions).recent_deliveries())[:limit]
 
+    async def seal_stored(self) -> int:
+        """Seal the secrets of channels stored before they were encrypted (at start-up); how many."""
+        sealed = 0
+        async with self.ctx.sessions() as s, s.begin():
+            for row in (await s.execute(sa.select(AlertChannel))).scalars():
+                cls = CONFIGS[ChannelKind(row.kind)]
+                if any(
+                    isinstance(row.config.get(n), str) and not row.config[n].startswith(PREFIX)
+                    for n in cls.SECRET_FIELDS
+                ):
+                    row.config = stored_config(open_config(row, self.ctx.secrets), self.ctx.secrets)
+                    sealed += 1
+        return sealed
 
-def masked(channel: AlertChannel) -> dict[str, Any]:
-    config = CONFIGS[ChannelKind(channel.kind)].model_validate(channel.config)
+    def masked(self, channel: AlertChannel) -> dict[str, Any]:
+        return masked(channel, self.ctx.secrets)
+
+
+def masked(channel: AlertChannel, box: SecretBox) -> dict[str, Any]:
+    config = open_config(channel, box)
     return {
         "id": channel.id,
         "name": channel.name,

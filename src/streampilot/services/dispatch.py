@@ -21,17 +21,14 @@ import sqlalchemy as sa
 
 from streampilot.alerts.senders import SendResult, send
 from streampilot.domain.apps import AppSpec
-from streampilot.domain.channels import CONFIGS, ChannelKind, Message, _Config
+from streampilot.domain.channels import Message
+from streampilot.services.channels import open_config
 from streampilot.services.context import Context
 from streampilot.services.failures import failure_reason
 from streampilot.store.orm import Alert, AlertChannel, AlertDelivery, App, AppVersion, Cluster, DeliveryAttempt, utcnow
 
 log = logging.getLogger("streampilot.alerts")
 PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
-
-
-def channel_config(channel: AlertChannel) -> _Config:
-    return CONFIGS[ChannelKind(channel.kind)].model_validate(channel.config)
 
 
 @dataclass
@@ -214,7 +211,7 @@ class Dispatcher:
             return None
         message = await self.message_for(alert, suppressed)
         started = time.monotonic()
-        result = await send(self.http, channel_config(channel), message)
+        result = await send(self.http, open_config(channel, self.ctx.secrets), message)
         duration = int((time.monotonic() - started) * 1000)
         await self.record(delivery_id, result, duration, suppressed)
         return result

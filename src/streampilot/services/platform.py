@@ -114,6 +114,9 @@ class Platform:
         await migrate(self.ctx.engine)
         await asyncio.to_thread(self._private_home, before_db=False)
         issued = await self.accounts.ensure_admin()
+        sealed = await self.channels.seal_stored()
+        if sealed:
+            log.info("encrypted the secrets of %d alert channel(s) stored before secrets were encrypted", sealed)
         await self.clusters.register_bundled_home()
         await self._recover_operations()
         return issued

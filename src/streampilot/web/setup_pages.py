@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from streampilot.domain.errors import SpecError
 from streampilot.domain.k8s import K8S_KINDS
-from streampilot.services.channels import masked
 from streampilot.services.errors import ServiceError
 from streampilot.web.common import back, page_account, platform, problems_of, render
 
@@ -85,7 +84,7 @@ async def channels_page(request: Request) -> HTMLResponse:
     return render(
         request,
         "channels.html",
-        channels=[masked(c) for c in await p.channels.list_channels()],
+        channels=[p.channels.masked(c) for c in await p.channels.list_channels()],
         deliveries=recent[:50],
         values={},
         errors={},
@@ -118,7 +117,7 @@ async def _channels_again(request: Request, values: dict[str, str], errors: dict
         request,
         "channels.html",
         status=422,
-        channels=[masked(c) for c in await p.channels.list_channels()],
+        channels=[p.channels.masked(c) for c in await p.channels.list_channels()],
         deliveries=[],
         values=values,
         errors=errors,

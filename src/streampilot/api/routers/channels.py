@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from streampilot.api.deps import PlatformDep, account
-from streampilot.services.channels import masked
 
 router = APIRouter(prefix="/api/v1/alert-channels", tags=["alerts"], dependencies=[Depends(account)])
 
@@ -28,22 +27,22 @@ class ChannelPatch(BaseModel):
 
 @router.get("")
 async def list_channels(p: PlatformDep) -> list[dict[str, Any]]:
-    return [masked(c) for c in await p.channels.list_channels()]
+    return [p.channels.masked(c) for c in await p.channels.list_channels()]
 
 
 @router.post("", status_code=201)
 async def create_channel(body: ChannelCreate, p: PlatformDep) -> dict[str, Any]:
-    return masked(await p.channels.create(body.name, body.kind, body.config))
+    return p.channels.masked(await p.channels.create(body.name, body.kind, body.config))
 
 
 @router.get("/{channel_id}")
 async def get_channel(channel_id: int, p: PlatformDep) -> dict[str, Any]:
-    return masked(await p.channels.get(channel_id))
+    return p.channels.masked(await p.channels.get(channel_id))
 
 
 @router.patch("/{channel_id}")
 async def patch_channel(channel_id: int, body: ChannelPatch, p: PlatformDep) -> dict[str, Any]:
-    return masked(await p.channels.update(channel_id, body.name, body.config))
+    return p.channels.masked(await p.channels.update(channel_id, body.name, body.config))
 
 
 @router.delete("/{channel_id}", status_code=204)
