@@ -58,7 +58,7 @@ def udf_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def flink_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def shared_flink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A real standalone Flink cluster from the bundled distribution, shared by the session."""
     home_path = bundled_home_path()
     assert home_path is not None, "apache-flink is not installed: run the tests through 'make test'"
@@ -74,6 +74,15 @@ def flink_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     asyncio.run(cluster.start(timeout_s=90))
     yield cluster
     asyncio.run(cluster.stop())
+
+
+@pytest.fixture
+async def flink_cluster(shared_flink: LocalCluster) -> LocalCluster:
+    """The shared cluster, whole before each test: a process that died since (a test's fault, or Flink's
+    own: a PyFlink job's Beam worker can fail its TaskManager with "Reference count must not be
+    negative") is started again, as the platform's supervisor does for the clusters it owns."""
+    await shared_flink.start(timeout_s=90)
+    return shared_flink
 
 
 async def _create_pg_database() -> tuple[str, str]:
