@@ -16,8 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from streampilot.logs import CHATTY, configure
+from streampilot.services.errors import ServiceError
 from streampilot.services.platform import Platform
-from streampilot.store.orm import AlertChannel, Cluster, WebSession, utcnow
+from streampilot.services.secrets import SecretBox
+from streampilot.store.orm import AlertChannel, Cluster, Variable, WebSession, utcnow
 from tests.helpers import DATAGEN_SQL, console_login
 from tests.receivers import HttpReceiver
 
@@ -235,3 +237,38 @@ async def test_channel_secrets_are_encrypted_at_rest_and_still_delivered(
     async with platform.ctx.sessions() as s:
         configs = (await s.execute(sa.select(AlertChannel.config))).scalars().all()
     assert all("s3cr3t" not in json.dumps(c) for c in configs), configs
+
+
+async def test_the_secrets_key_rotates_and_every_secret_stays_readable(
+    api: httpx.AsyncClient, platform: Platform, receiver: HttpReceiver
+) -> None:
+    var = await api.post("/api/v1/variables", json={"name": "pw", "value": "hunter2", "secret": True})
+    url = f"{receiver.url}/services/T0/B0/s3cr3t"
+    chan = await api.post("/api/v1/alert-channels", json={"name": "c", "kind": "slack", "config": {"webhook_url": url}})
+    assert var.status_code == 201 and chan.status_code == 201
+    key_file = platform.ctx.secrets.key_file
+    old_key = key_file.read_bytes()
+    async with platform.ctx.sessions() as s:
+        before = (await s.execute(sa.select(Variable.value))).scalar_one()
+
+    rotated = await api.post("/api/v1/secrets/rotate")
+    assert rotated.status_code == 200 and rotated.json() == {"variables": 1, "channels": 1}, rotated.text
+
+    assert key_file.read_bytes() != old_key and len(key_file.read_bytes().split()) == 1  # the old key is gone
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    async with platform.ctx.sessions() as s:
+        after = (await s.execute(sa.select(Variable))).scalar_one()
+    assert after.value != before and after.value.startswith("fernet:")
+    # Readable with the new key alone: a fresh box (as after a restart) opens them.
+    fresh = SecretBox(key_file)
+    assert fresh.open(after.value) == "hunter2"
+    with pytest.raises(ServiceError):
+        SecretBox(tmp_key(key_file.parent, old_key)).open(after.value)  # and no longer with the old one
+    assert (await api.post(f"/api/v1/alert-channels/{chan.json()['id']}/test")).json()["ok"] is True
+    assert receiver.requests[-1].path == "/services/T0/B0/s3cr3t"
+
+
+def tmp_key(folder: Path, key: bytes) -> Path:
+    path = folder / "old.key"
+    path.write_bytes(key)
+    return path

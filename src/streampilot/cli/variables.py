@@ -68,3 +68,18 @@ def variable_delete(name: str) -> None:
     api = Api()
     api.call("DELETE", f"/variables/{_find(api, name)['id']}")
     console.print(f"variable {name} deleted")
+
+
+@main.group()
+def secrets() -> None:
+    """The key that seals stored secrets (variables, alert channels)."""
+
+
+@secrets.command("rotate")
+def secrets_rotate() -> None:
+    """Seal every stored secret with a new key and drop the old one (back up the new secret.key)."""
+    done = Api().call("POST", "/secrets/rotate")
+    console.print(
+        f"new key in use: {done['variables']} variable(s) and {done['channels']} alert channel(s) sealed again; "
+        "back up STREAMPILOT_HOME/secret.key with the database"
+    )

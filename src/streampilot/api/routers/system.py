@@ -1,4 +1,4 @@
-"""Health, Flink homes and jars."""
+"""Health, Flink homes, jars, and the key of stored secrets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, UploadFile
 from streampilot import __version__
 from streampilot.api.deps import PlatformDep, account
 from streampilot.api.schemas import FlinkHomeCreate, FlinkHomeOut, JarOut
+from streampilot.services.rotation import rotate_secrets
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(account)])
@@ -31,3 +32,9 @@ async def add_home(body: FlinkHomeCreate, p: PlatformDep) -> FlinkHomeOut:
 async def upload_jar(file: UploadFile, p: PlatformDep) -> JarOut:
     content = await file.read()
     return JarOut.of(await p.jars.store(file.filename or "job.jar", content))
+
+
+@router.post("/secrets/rotate", tags=["secrets"])
+async def rotate(p: PlatformDep) -> dict[str, int]:
+    """A new key for stored secrets; everything sealed again with it, the old key dropped."""
+    return await rotate_secrets(p.ctx)
