@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 
 from streampilot import __version__
 from streampilot.api.hardening import MAX_ID, Hardening, out_of_range
+from streampilot.api.openapi import document_errors
 from streampilot.api.routers import (
     alerts,
     apps,
@@ -140,4 +141,5 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     app.include_router(variables.router)
     app.include_router(alerts.router)
     app.include_router(channels.router)
+    document_errors(app)
     return app

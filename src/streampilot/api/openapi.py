@@ -1,0 +1,68 @@
+"""The OpenAPI document as the API really answers: field errors as ``{"detail": [{"field", "message",
+"line", "column"}]}`` (not FastAPI's default validation schema), and every error status a route can
+give documented on it: 400 (an unreadable body), 401 (no or a wrong token), 404, 409, 413 (a body over
+the limit), 422, 429 (throttled) and 502 (Flink or Kubernetes did not answer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+FIELD_PROBLEM = {
+    "type": "object",
+    "properties": {
+        "field": {"type": "string"},
+        "message": {"type": "string"},
+        "line": {"type": ["integer", "null"]},
+        "column": {"type": ["integer", "null"]},
+    },
+    "required": ["field", "message"],
+}
+FIELD_PROBLEMS = {
+    "type": "object",
+    "properties": {"detail": {"type": "array", "items": {"$ref": "#/components/schemas/FieldProblem"}}},
+    "required": ["detail"],
+}
+# A sentence, or (from the shared request checks, e.g. 404 for an id out of range) field problems.
+PROBLEM = {
+    "type": "object",
+    "properties": {
+        "detail": {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/components/schemas/FieldProblem"}}]
+        }
+    },
+    "required": ["detail"],
+}
+ERRORS = {
+    "400": ("The body could not be read", "Problem"),
+    "401": ("No API token, or a token that is not valid", "Problem"),
+    "404": ("No such object", "Problem"),
+    "409": ("Not possible now (another operation, a state that does not allow it, a name taken)", "Problem"),
+    "413": ("The body is over the limit", "FieldProblems"),
+    "422": ("Bad input: each wrong field with a message", "FieldProblems"),
+    "429": ("Too many wrong tokens from this client: wait Retry-After seconds", "Problem"),
+    "502": ("Flink or Kubernetes did not answer", "Problem"),
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas.update(FieldProblem=FIELD_PROBLEM, FieldProblems=FIELD_PROBLEMS, Problem=PROBLEM)
+        for path_item in doc.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                for status, (description, schema) in ERRORS.items():
+                    ref = {"$ref": f"#/components/schemas/{schema}"}
+                    responses[status] = {"description": description, "content": {"application/json": {"schema": ref}}}
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
