@@ -3,7 +3,12 @@ by writing statuses as the operator would (deploy, suspend with or without a sav
 savepoint for a new nonce). It writes directly, so API faults injected for clients do not stop it.
 
 Given a real Flink cluster and the jars its images would hold, it runs each deployed job there for
-real (as the JobManager of the FlinkDeployment would), so Flink's REST API can be the third source."""
+real (as the JobManager of the FlinkDeployment would), so Flink's REST API can be the third source.
+
+Where a comment below names an operator class or option (DefaultValidator, AbstractJobReconciler,
+FlinkStateSnapshotUtils, ArtifactManager, KubernetesOperatorConfigOptions, ...), it is the one in
+apache/flink-kubernetes-operator at release-1.15.0 (flink-kubernetes-operator/src/main/java/org/apache/
+flink/kubernetes/operator/...), read for this stand-in; ``release`` selects the 1.13.0 validator rules."""
 
 from __future__ import annotations
 
