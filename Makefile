@@ -28,6 +28,12 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
 	  (echo "could not install chromium: install Debian's 'chromium' package" && exit 1)
 
+# LDAP logins are tested against a real OpenLDAP server (Debian's slapd) that the tests start themselves;
+# the package's own service is not used (no debconf questions, no daemon started by the install).
+/usr/sbin/slapd:
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends slapd ldap-utils) || \
+	  (echo "could not install slapd: install Debian's 'slapd' and 'ldap-utils' packages" && exit 1)
+
 # Byte-compile our sources (only what changed): a start must not compile them every time, even where
 # PYTHONDONTWRITEBYTECODE is set; it halves the time to the first answer.
 compile:
@@ -36,7 +42,7 @@ compile:
 run: $(VENV)/.run-installed web/node_modules/.installed compile
 	$(VENV)/bin/streampilot server $(ARGS)
 
-test: $(VENV)/.dev-installed web/node_modules/.installed /usr/bin/chromium
+test: $(VENV)/.dev-installed web/node_modules/.installed /usr/bin/chromium /usr/sbin/slapd
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)

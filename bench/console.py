@@ -25,12 +25,13 @@ async def run(home: Path) -> None:
     await platform.open()
     now = utcnow()
     async with platform.ctx.sessions() as s, s.begin():
-        s.add(Cluster(id=1, name="bench", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
+        s.add(Cluster(team_id=1, id=1, name="bench", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
         await s.flush()
         for i in range(APPS):
             state = ("RUNNING", "FAILED", "CANCELED", "RESTARTING")[i % 4]
             s.add(
                 App(
+                    team_id=1,
                     id=i + 1,
                     name=f"app-{i:04d}",
                     cluster_id=1,

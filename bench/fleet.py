@@ -33,6 +33,7 @@ async def populate(platform: Platform) -> None:
         for c in range(CLUSTERS):
             s.add(
                 Cluster(
+                    team_id=1,
                     id=c + 1,
                     name=f"fake-{c}",
                     kind="standalone",
@@ -47,6 +48,7 @@ async def populate(platform: Platform) -> None:
                 app_id = c * JOBS + k + 1
                 s.add(
                     App(
+                        team_id=1,
                         id=app_id,
                         name=f"app-{c}-{k}",
                         cluster_id=c + 1,

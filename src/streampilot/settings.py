@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streampilot.domain.groups import parse_group_roles
 
 PREFIX = "STREAMPILOT_"
 
@@ -69,6 +71,30 @@ class LogSettings(_Group):
     format: Literal["text", "json"] = Field("text", description="json: one JSON object per line, for machines")
 
 
+class LdapSettings(_Group):
+    url: str | None = Field(None, description="e.g. `ldap://ldap.example.org:389`; unset: no LDAP logins")
+    bind_dn: str | None = Field(None, description="the account that searches for users (unset: anonymous search)")
+    bind_password: str | None = Field(None, description="its password (never logged)")
+    start_tls: bool = Field(False, description="upgrade the connection with StartTLS before binding")
+    user_base: str = Field("", description="where users are searched, e.g. `ou=people,dc=example,dc=org`")
+    user_filter: str = Field("(uid={name})", description="finds the user logging in; `{name}` is escaped")
+    group_base: str = Field("", description="where groups are searched (unset: the user's memberOf)")
+    group_filter: str = Field("(member={dn})", description="finds the user's groups; `{dn}` is the user's DN")
+    group_name_attribute: str = Field("cn", description="the group's name as STREAMPILOT_GROUP_ROLES names it")
+    timeout_s: float = Field(5.0, gt=0, description="timeout of each call to the LDAP server")
+
+
+class OidcSettings(_Group):
+    issuer: str | None = Field(None, description="the OpenID provider's issuer URL; unset: no single sign-on")
+    client_id: str | None = Field(None, description="streampilot's client id at the provider")
+    client_secret: str | None = Field(None, description="its client secret (never logged)")
+    scopes: str = Field("openid profile email", description="scopes asked for")
+    username_claim: str = Field("preferred_username", description="the claim that names the user (else `sub`)")
+    groups_claim: str = Field("groups", description="the claim listing the user's groups")
+    label: str = Field("Single sign-on", description="the login button's text")
+    timeout_s: float = Field(10.0, gt=0, description="timeout of each call to the provider")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=PREFIX,
@@ -97,6 +123,19 @@ class Settings(BaseSettings):
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    ldap: LdapSettings = Field(default_factory=LdapSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    group_roles: str = Field(
+        "",
+        description="LDAP/OIDC groups to roles: `group=team:role` or `group=admin`, separated by `;` "
+        "(e.g. `flink-devs=payments:developer;ops=admin`)",
+    )
+
+    @field_validator("group_roles")
+    @classmethod
+    def _group_roles(cls, value: str) -> str:
+        parse_group_roles(value)  # ValueError: says which rule is wrong and how to write it
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -110,10 +110,12 @@ async def test_bad_channel_config_is_a_field_error(api: httpx.AsyncClient) -> No
 
 async def _app_with_channels(platform: Platform, channel_ids: list[int]) -> App:
     async with platform.ctx.sessions() as s, s.begin():
-        cluster = Cluster(name="c", kind="standalone", rest_url="http://127.0.0.1:9", options={})
+        cluster = Cluster(team_id=1, name="c", kind="standalone", rest_url="http://127.0.0.1:9", options={})
         s.add(cluster)
         await s.flush()
-        app = App(name="alerting", cluster_id=cluster.id, state="RUNNING", current_version=1, running_version=1)
+        app = App(
+            team_id=1, name="alerting", cluster_id=cluster.id, state="RUNNING", current_version=1, running_version=1
+        )
         s.add(app)
         await s.flush()
         spec = AppSpec(kind=AppKind.SQL, sql="INSERT INTO b SELECT 1", alert_channel_ids=channel_ids)

@@ -96,7 +96,11 @@ async def test_credentials_in_a_clusters_url_are_never_shown(api: httpx.AsyncCli
     async with platform.ctx.sessions() as s, s.begin():
         s.add(
             Cluster(
-                name="behind-auth", kind="standalone", rest_url="http://ops:hunter2@flink.internal:8081", options={}
+                team_id=1,
+                name="behind-auth",
+                kind="standalone",
+                rest_url="http://ops:hunter2@flink.internal:8081",
+                options={},
             )
         )
     listing = await api.get("/api/v1/clusters")
@@ -232,7 +236,7 @@ async def test_channel_secrets_are_encrypted_at_rest_and_still_delivered(
     assert receiver.requests[-1].path == "/services/T0/B0/s3cr3t-path"  # decrypted to send
     # A channel stored before secrets were encrypted is sealed at the next start.
     async with platform.ctx.sessions() as s, s.begin():
-        s.add(AlertChannel(name="old", kind="slack", config={"webhook_url": url}))
+        s.add(AlertChannel(team_id=1, name="old", kind="slack", config={"webhook_url": url}))
     assert await platform.channels.seal_stored() == 1
     async with platform.ctx.sessions() as s:
         configs = (await s.execute(sa.select(AlertChannel.config))).scalars().all()

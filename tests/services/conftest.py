@@ -42,7 +42,7 @@ async def platform(tmp_path: Path, fleet: FakeFleet) -> AsyncIterator[Platform]:
 @pytest.fixture
 async def cluster_id(platform: Platform) -> int:
     async with platform.ctx.sessions() as s, s.begin():
-        c = Cluster(name="fake", kind=KIND, rest_url=None, options={})
+        c = Cluster(team_id=1, name="fake", kind=KIND, rest_url=None, options={})
         s.add(c)
         await s.flush()
         return c.id

@@ -15,9 +15,9 @@ from streampilot.store.orm import App, AppEvent, Cluster
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_concurrent_writers_on_the_same_old_state(platform: Platform) -> None:
     async with platform.ctx.sessions() as s, s.begin():
-        s.add(Cluster(id=1, name="c", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
+        s.add(Cluster(team_id=1, id=1, name="c", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
         await s.flush()
-        s.add(App(id=1, name="a", cluster_id=1, state="STARTING"))
+        s.add(App(team_id=1, id=1, name="a", cluster_id=1, state="STARTING"))
     first, second = platform.ctx.sessions(), platform.ctx.sessions()
     async with first, second:
         row1 = await lock_app(first, 1)  # SQLite reads outside the write transaction: no row lock
@@ -36,9 +36,9 @@ async def test_concurrent_writers_on_the_same_old_state(platform: Platform) -> N
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_users_may_not_make_observer_transitions(platform: Platform) -> None:
     async with platform.ctx.sessions() as s, s.begin():
-        s.add(Cluster(id=1, name="c", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
+        s.add(Cluster(team_id=1, id=1, name="c", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
         await s.flush()
-        s.add(App(id=1, name="a", cluster_id=1, state="STARTING"))
+        s.add(App(team_id=1, id=1, name="a", cluster_id=1, state="STARTING"))
     async with platform.ctx.sessions() as s, s.begin():
         row = await lock_app(s, 1)
         assert row is not None

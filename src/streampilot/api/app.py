@@ -27,13 +27,15 @@ from streampilot.api.routers import (
     explain,
     operations,
     system,
+    teams,
+    users,
     variables,
 )
 from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError, Throttled
 from streampilot.services.platform import Platform
-from streampilot.web import pages, setup_pages
+from streampilot.web import pages, people_pages, setup_pages, sso_pages
 from streampilot.web.common import LoginRequired, login_redirect
 
 log = logging.getLogger("streampilot.api")
@@ -128,11 +130,16 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
             assets,
         )
     app.include_router(pages.public)
+    app.include_router(sso_pages.router)
     app.include_router(pages.router)
     app.include_router(setup_pages.router)
+    app.include_router(people_pages.router)
     app.include_router(system.public)
     app.include_router(artifacts.router)
+    app.include_router(users.public)
     app.include_router(system.router)
+    app.include_router(users.router)
+    app.include_router(teams.router)
     app.include_router(clusters.router)
     app.include_router(clusters.jobs)
     app.include_router(apps.router)

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from streampilot.services import access
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -64,6 +66,16 @@ class Hardening:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Each request acts as nobody until it authenticates (api/deps.py, web/common.py): a route
+        # that forgot to ask for a login sees no team's objects; afterwards the caller's own
+        # principal is back (tests call the app in their own task).
+        token = access.act_as(access.ANONYMOUS)
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            access.stop_acting(token)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -17,6 +17,7 @@ from streampilot.store.orm import App, AppEvent, Cluster, ClusterEvent, FlinkHom
 class AppCreate(AppSpec):
     name: str = Field(min_length=1, max_length=100)
     cluster_id: int
+    team_id: int | None = Field(default=None, description="The owning team (default: its cluster's team)")
 
 
 class VariableCreate(BaseModel):
@@ -25,6 +26,9 @@ class VariableCreate(BaseModel):
     value: str = Field(max_length=65536)
     secret: bool = Field(default=False, description="Stored encrypted, never shown again, masked where resolved")
     description: str = Field(default="", max_length=500)
+    team_id: int | None = Field(
+        default=None, description="The owning team (default: your only team where you may create)"
+    )
 
 
 class VariablePatch(BaseModel):
@@ -38,6 +42,7 @@ class VariableOut(BaseModel):
     """A variable; a secret's ``value`` is null (it is never returned)."""
 
     id: int
+    team_id: int
     name: str
     value: str | None
     secret: bool
@@ -49,6 +54,7 @@ class VariableOut(BaseModel):
     def of(cls, v: Variable) -> VariableOut:
         return cls(
             id=v.id,
+            team_id=v.team_id,
             name=v.name,
             value=None if v.secret else v.value,
             secret=v.secret,
@@ -121,6 +127,9 @@ class ClusterCreate(BaseModel):
         description="Kubernetes clusters: kubeconfig, namespace, "
         "image, service_account, jobmanager/taskmanager resources, ...",
     )
+    team_id: int | None = Field(
+        default=None, description="The owning team (default: your only team where you may create)"
+    )
 
 
 class FlinkHomeCreate(BaseModel):
@@ -150,6 +159,7 @@ class AppStatus(BaseModel):
 
 class AppOut(BaseModel):
     id: int
+    team_id: int
     name: str
     kind: str
     cluster_id: int
@@ -166,6 +176,7 @@ class AppOut(BaseModel):
     def of(cls, app: App, spec: AppSpec, *, with_spec: bool = False) -> AppOut:
         return cls(
             id=app.id,
+            team_id=app.team_id,
             name=app.name,
             kind=spec.kind.value,
             cluster_id=app.cluster_id,
@@ -238,6 +249,7 @@ class SnapshotOut(BaseModel):
 
 class ClusterOut(BaseModel):
     id: int
+    team_id: int
     name: str
     kind: str
     rest_url: str | None
@@ -253,6 +265,7 @@ class ClusterOut(BaseModel):
     def of(cls, c: Cluster, runtime: dict[str, Any] | None = None, state: str | None = None) -> ClusterOut:
         return cls(
             id=c.id,
+            team_id=c.team_id,
             name=c.name,
             kind=c.kind,
             rest_url=without_credentials(c.rest_url) if c.rest_url else None,
@@ -289,6 +302,7 @@ class FlinkHomeOut(BaseModel):
 
 class JarOut(BaseModel):
     id: int
+    team_id: int
     filename: str
     size: int
     sha256: str
@@ -296,7 +310,9 @@ class JarOut(BaseModel):
 
     @classmethod
     def of(cls, j: Jar) -> JarOut:
-        return cls(id=j.id, filename=j.filename, size=j.size, sha256=j.sha256, main_class=j.main_class)
+        return cls(
+            id=j.id, team_id=j.team_id, filename=j.filename, size=j.size, sha256=j.sha256, main_class=j.main_class
+        )
 
 
 class OperationStep(BaseModel):

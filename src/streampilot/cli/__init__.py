@@ -63,6 +63,6 @@ def server(
         pass
 
 
-from streampilot.cli import apps, clusters, variables  # noqa: E402  (registers the commands on main)
+from streampilot.cli import apps, clusters, users, variables  # noqa: E402  (registers the commands on main)
 
-__all__ = ["apps", "clusters", "main", "variables"]
+__all__ = ["apps", "clusters", "main", "users", "variables"]

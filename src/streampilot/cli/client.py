@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -69,17 +70,34 @@ def emit(data: Any, output: str, columns: list[Column] | None = None) -> None:
     console.print(table)
 
 
+def login_file() -> Path:
+    """Where ``streampilot login`` keeps the user's personal token (0600)."""
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "streampilot" / "token"
+
+
 class Api:
-    def __init__(self) -> None:
+    """The REST API as the CLI's user: STREAMPILOT_TOKEN, else the token of ``streampilot login``,
+    else (on the platform's own host) the first admin's token file."""
+
+    def __init__(self, token: str | None = None, *, anonymous: bool = False) -> None:
         settings = Settings.from_env()
         self.url = os.environ.get("STREAMPILOT_URL", f"http://{settings.host}:{settings.port}")
-        token = os.environ.get("STREAMPILOT_TOKEN")
-        if not token:
+        token = token or os.environ.get("STREAMPILOT_TOKEN")
+        for source in (login_file(), settings.token_file):
+            if token or anonymous:
+                break
             try:
-                token = settings.token_file.read_text().strip()
+                token = source.read_text().strip()
             except OSError:
-                fail(f"no API token: set STREAMPILOT_TOKEN or run the server once to create {settings.token_file}")
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+                continue
+        if not token and not anonymous:
+            fail(
+                "no API token: run 'streampilot login', set STREAMPILOT_TOKEN, or run the server once to create "
+                f"{settings.token_file}"
+            )
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=300)
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         try:
@@ -121,6 +139,16 @@ def _ref(api: Api, ref: str, collection: str = "apps") -> int:
     if collection == "apps":
         fail(f"no application named {ref!r}")
     fail(f"no cluster named {ref!r}; see 'streampilot cluster list'")
+
+
+def team_ref(api: Api, ref: str) -> int:
+    """The id of a team given by id or by name."""
+    if ref.isdigit():
+        return int(ref)
+    for t in api.call("GET", "/teams"):
+        if t["name"] == ref:
+            return int(t["id"])
+    fail(f"no team named {ref!r} among yours; see 'streampilot team list'")
 
 
 def follow(api: Api, op: dict[str, Any], no_wait: bool) -> dict[str, Any]:

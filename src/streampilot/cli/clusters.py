@@ -8,7 +8,7 @@ import click
 import yaml
 
 from streampilot.cli import main
-from streampilot.cli.client import Api, _ref, console, emit, fail, output_option
+from streampilot.cli.client import Api, _ref, console, emit, fail, output_option, team_ref
 from streampilot.settings import Settings, SettingsError
 
 
@@ -52,7 +52,10 @@ def cluster() -> None:
     default=None,
     help="YAML with a Kubernetes cluster's options (kubeconfig, namespace, image, ...).",
 )
-def cluster_add(name: str, kind: str, rest_url: str | None, slots: int | None, options_file: str | None) -> None:
+@click.option("--team", default=None, help="The owning team, by name or id (default: your only team).")
+def cluster_add(
+    name: str, kind: str, rest_url: str | None, slots: int | None, options_file: str | None, team: str | None
+) -> None:
     """Register a cluster."""
     options = None
     if options_file:
@@ -60,8 +63,10 @@ def cluster_add(name: str, kind: str, rest_url: str | None, slots: int | None, o
             options = yaml.safe_load(Path(options_file).read_text())
         except yaml.YAMLError as exc:
             fail(f"{options_file} is not valid YAML: {exc}")
+    api = Api()
     body = {"name": name, "kind": kind, "rest_url": rest_url, "slots": slots, "options": options}
-    c = Api().call("POST", "/clusters", json=body)
+    body["team_id"] = team_ref(api, team) if team else None
+    c = api.call("POST", "/clusters", json=body)
     console.print(f"added cluster [bold]{c['name']}[/bold] (id {c['id']}, {c['kind']}, Flink {c['flink_version']})")
 
 

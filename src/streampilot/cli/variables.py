@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from streampilot.cli import main
-from streampilot.cli.client import Api, console, emit, fail, output_option
+from streampilot.cli.client import Api, console, emit, fail, output_option, team_ref
 
 
 def _find(api: Api, name: str) -> dict[str, Any]:
@@ -27,7 +27,8 @@ def variable() -> None:
 @click.argument("value", required=False)
 @click.option("--secret", is_flag=True, help="Store it encrypted; it is never shown again and masked where used.")
 @click.option("--description", default=None)
-def variable_set(name: str, value: str | None, secret: bool, description: str | None) -> None:
+@click.option("--team", default=None, help="The owning team of a new variable (default: your only team).")
+def variable_set(name: str, value: str | None, secret: bool, description: str | None, team: str | None) -> None:
     """Create or change a variable. Without VALUE it is asked for (hidden for a secret), so that a
     password stays out of the shell's history."""
     if value is None:
@@ -42,6 +43,7 @@ def variable_set(name: str, value: str | None, secret: bool, description: str | 
         console.print(f"variable {name} changed")
     else:
         body = {"name": name, "value": value, "secret": secret, "description": description or ""}
+        body["team_id"] = team_ref(api, team) if team else None
         api.call("POST", "/variables", json=body)
         console.print(f"variable {name} created")
 

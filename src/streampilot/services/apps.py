@@ -10,10 +10,12 @@ import sqlalchemy as sa
 import yaml
 from pydantic import ValidationError
 
+from streampilot.domain.access import Role
 from streampilot.domain.apps import AppKind, AppSpec, check_name
 from streampilot.domain.errors import FieldProblem, SpecError
 from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
 from streampilot.flink.client import FlinkClient
+from streampilot.services import access
 from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound
@@ -45,11 +47,14 @@ class AppService:
     def clusters(self) -> ClusterService:
         return ClusterService(self.ctx)
 
-    async def get(self, app_id: int) -> App:
+    async def get(self, app_id: int, need: Role = Role.VIEWER) -> App:
+        """The app, if the caller sees it (else 404) and holds ``need`` in its team (else 403)."""
         async with self.ctx.sessions() as s:
             app = await s.get(App, app_id)
+        missing = f"no application with id {app_id}"
         if app is None:
-            raise NotFound(f"no application with id {app_id}")
+            raise NotFound(missing)
+        access.require(app.team_id, need, f"application {app.name!r}", missing)
         return app
 
     async def find(self, ref: str) -> App:
@@ -59,10 +64,14 @@ class AppService:
             app = (await s.execute(sa.select(App).where(cond))).scalar_one_or_none()
         if app is None:
             raise NotFound(f"no application {ref!r}")
+        access.visible(app.team_id, f"no application {ref!r}")
         return app
 
     async def list_apps(self, state: str | None = None, cluster_id: int | None = None) -> list[App]:
         q = sa.select(App).order_by(App.id)
+        teams = access.team_filter()
+        if teams is not None:
+            q = q.where(App.team_id.in_(teams))
         if state:
             q = q.where(App.state == state.upper())
         if cluster_id is not None:
@@ -80,6 +89,9 @@ class AppService:
             .join(Cluster, Cluster.id == App.cluster_id)
             .order_by(App.name)
         )
+        teams = access.team_filter()
+        if teams is not None:
+            q = q.where(App.team_id.in_(teams))
         if state:
             q = q.where(App.state == state.upper())
         if cluster_id is not None:
@@ -98,8 +110,13 @@ class AppService:
             raise NotFound(f"application {app.name!r} has no version {v}")
         return v, AppSpec.model_validate(row.spec)
 
-    async def _check(self, name: str, cluster_id: int, spec: AppSpec, *, app_id: int | None) -> Cluster:
-        """All field problems at once; then, if the script is sound, Flink's own opinion of it."""
+    async def _check(
+        self, name: str, cluster_id: int, spec: AppSpec, *, app_id: int | None, team_id: int | None
+    ) -> Cluster:
+        """All field problems at once; then, if the script is sound, Flink's own opinion of it.
+
+        Everything an app refers to (cluster, jars, alert channels, variables) must be its team's own:
+        ``team_id`` is the app's team, or None for a new app that takes its cluster's team."""
         problems: list[FieldProblem] = []
         reason = check_name(name)
         if reason:
@@ -107,11 +124,20 @@ class AppService:
         async with self.ctx.sessions() as s:
             cluster = await s.get(Cluster, cluster_id)
             clash = (await s.execute(sa.select(App.id).where(App.name == name))).scalar_one_or_none()
+        if cluster is not None and not access.current().sees(cluster.team_id):
+            cluster = None  # another team's cluster does not exist for the caller
         if cluster is None:
             problems.append(FieldProblem("cluster_id", f"no cluster with id {cluster_id}; see GET /api/v1/clusters"))
+        elif team_id is not None and cluster.team_id != team_id:
+            problems.append(
+                FieldProblem(
+                    "cluster_id", f"cluster {cluster.name!r} belongs to another team; use one of team {team_id}"
+                )
+            )
+        team = team_id if team_id is not None else cluster.team_id if cluster is not None else None
         resolved = Resolved(spec)
         try:
-            resolved = await VariableService(self.ctx).resolve(spec)
+            resolved = await VariableService(self.ctx).resolve(spec, team)
         except SpecError as exc:
             problems.extend(exc.problems)
         else:
@@ -126,20 +152,24 @@ class AppService:
                     problems.extend(exc.problems)
         if spec.kind == AppKind.JAR and spec.jar_id is not None:
             try:
-                await check_jar_entry(await JarService(self.ctx).get(spec.jar_id), spec.entry_class)
+                await check_jar_entry(await JarService(self.ctx).get(spec.jar_id, team), spec.entry_class)
             except NotFound:
                 problems.append(FieldProblem("jar_id", f"no uploaded jar with id {spec.jar_id}; upload it first"))
             except SpecError as exc:
                 problems.extend(exc.problems)
         try:
-            await dependency_jars(self.ctx, spec.dependency_jar_ids)  # one query; the same check as submission
+            await dependency_jars(self.ctx, spec.dependency_jar_ids, team)  # one query; as at submission
         except SpecError as exc:
             problems.extend(exc.problems)
         if spec.alert_channel_ids:
             async with self.ctx.sessions() as s:
                 known = set(
                     (
-                        await s.execute(sa.select(AlertChannel.id).where(AlertChannel.id.in_(spec.alert_channel_ids)))
+                        await s.execute(
+                            sa.select(AlertChannel.id).where(
+                                AlertChannel.id.in_(spec.alert_channel_ids), AlertChannel.team_id == team
+                            )
+                        )
                     ).scalars()
                 )
             unknown = [c for c in spec.alert_channel_ids if c not in known]
@@ -164,10 +194,13 @@ class AppService:
             cluster = await s.get(Cluster, app.cluster_id)
         return None if cluster is None else target_for(self.ctx, cluster).flink_api(app.job_id)
 
-    async def create(self, name: str, cluster_id: int, spec: AppSpec) -> App:
-        await self._check(name, cluster_id, spec, app_id=None)
+    async def create(self, name: str, cluster_id: int, spec: AppSpec, team_id: int | None = None) -> App:
+        """A new app in ``team_id`` (default: its cluster's team); the developer role is needed there."""
+        cluster = await self._check(name, cluster_id, spec, app_id=None, team_id=team_id)
         async with self.ctx.sessions() as s, s.begin():
+            team = await access.team_for_new(s, cluster.team_id, "applications")
             app = App(
+                team_id=team,
                 name=name,
                 cluster_id=cluster_id,
                 current_version=1,
@@ -181,10 +214,14 @@ class AppService:
                 raise Conflict(f"an application named {name!r} already exists; choose another name") from None
             s.add(AppVersion(app_id=app.id, version=1, spec=spec.model_dump(mode="json")))
             await record_event(s, app, AppState.CREATED, Cause.USER, "application created (version 1)", from_state="")
+            access.audit(
+                s, "create", "app", app.id, name=name, team_id=team,
+                diff={"cluster_id": cluster_id, "spec": spec.model_dump(mode="json", exclude_defaults=True)},
+            )  # fmt: skip
             return app
 
     async def update(self, app_id: int, changes: dict[str, Any]) -> App:
-        app = await self.get(app_id)
+        app = await self.get(app_id, Role.DEVELOPER)
         version, spec = await self.spec(app_id)
         name = changes.pop("name", None) or app.name
         cluster_id = changes.pop("cluster_id", None) or app.cluster_id
@@ -193,7 +230,7 @@ class AppService:
         new_spec = spec_from(merged) if changes else spec
         if cluster_id != app.cluster_id and AppState(app.state) in ACTIVE_STATES:
             raise Conflict("the application is running; stop it before moving it to another cluster")
-        await self._check(name, cluster_id, new_spec, app_id=app_id)
+        await self._check(name, cluster_id, new_spec, app_id=app_id, team_id=app.team_id)
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(App, app_id, with_for_update=True)
             assert row is not None
@@ -225,16 +262,23 @@ class AppService:
                 row.cluster_id = cluster_id
             if notes:
                 await record_event(s, row, row.state, Cause.USER, "; ".join(notes))
+                before = {"name": app.name, "cluster_id": app.cluster_id, "current_version": app.current_version}
+                after = {"name": row.name, "cluster_id": row.cluster_id, "current_version": row.current_version}
+                diff = access.changes(
+                    {**before, **spec.model_dump(mode="json")}, {**after, **new_spec.model_dump(mode="json")}
+                )
+                access.audit(s, "update", "app", app_id, name=row.name, team_id=row.team_id, diff=diff)
             return row
 
     async def delete(self, app_id: int) -> None:
-        app = await self.get(app_id)
+        app = await self.get(app_id, Role.DEVELOPER)
         if AppState(app.state) in ACTIVE_STATES:
             raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before deleting it")
         if app.operation:
             raise Conflict(f"an operation ({app.operation_id}) of application {app.name!r} is in progress; wait for it")
         async with self.ctx.sessions() as s, s.begin():
             await s.execute(sa.delete(App).where(App.id == app_id))
+            access.audit(s, "delete", "app", app_id, name=app.name, team_id=app.team_id)
 
     async def versions(self, app_id: int) -> list[AppVersion]:
         await self.get(app_id)

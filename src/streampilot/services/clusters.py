@@ -10,11 +10,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from streampilot.domain.access import Role
 from streampilot.domain.apps import check_name
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import ACTIVE_STATES
+from streampilot.domain.urls import without_credentials
 from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
+from streampilot.services import access
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
 from streampilot.services.homes import home_info
@@ -53,6 +56,7 @@ class ClusterService:
             return home
 
     async def add_home(self, name: str, path: str) -> FlinkHome:
+        access.require_admin("add a Flink home (a directory on the platform's own host)")
         try:
             info = await asyncio.to_thread(lambda: inspect_home(Path(path).expanduser()))
         except NotAFlinkHome as exc:
@@ -63,6 +67,7 @@ class ClusterService:
             home = FlinkHome(name=name, path=str(info.path), version=info.version, bundled=False)
             s.add(home)
             await s.flush()
+            access.audit(s, "create", "flink_home", home.id, name=name, diff={"path": home.path})
             return home
 
     async def home_info(self, home_id: int | None) -> HomeInfo:
@@ -70,14 +75,22 @@ class ClusterService:
 
     # ---- clusters ----------------------------------------------------------------------------
     async def list_clusters(self) -> list[Cluster]:
+        """The clusters of the teams the caller is in."""
+        q = sa.select(Cluster).order_by(Cluster.id)
+        teams = access.team_filter()
+        if teams is not None:
+            q = q.where(Cluster.team_id.in_(teams))
         async with self.ctx.sessions() as s:
-            return list((await s.execute(sa.select(Cluster).order_by(Cluster.id))).scalars())
+            return list((await s.execute(q)).scalars())
 
-    async def get(self, cluster_id: int) -> Cluster:
+    async def get(self, cluster_id: int, need: Role = Role.VIEWER, doing: str = "") -> Cluster:
+        """The cluster, if the caller sees it (else 404) and holds ``need`` in its team (else 403)."""
         async with self.ctx.sessions() as s:
             cluster = await s.get(Cluster, cluster_id)
+        missing = f"no cluster with id {cluster_id}"
         if cluster is None:
-            raise NotFound(f"no cluster with id {cluster_id}")
+            raise NotFound(missing)
+        access.require(cluster.team_id, need, doing or f"cluster {cluster.name!r}", missing)
         return cluster
 
     async def add(
@@ -90,6 +103,7 @@ class ClusterService:
         slots: int | None = None,
         taskmanagers: int = 1,
         options_raw: dict[str, Any] | None = None,
+        team_id: int | None = None,
     ) -> Cluster:
         # The one check of a cluster's name, for the API, the console and the CLI alike: it names a
         # directory under the home (local clusters), so it must never hold a path.
@@ -99,6 +113,8 @@ class ClusterService:
         if kind not in CLUSTER_KINDS:
             raise SpecError.one("kind", f"unknown cluster kind {kind!r}; use one of {', '.join(CLUSTER_KINDS)}")
         if kind == LOCAL:
+            # A local cluster runs processes (and PyFlink apps' scripts) on the platform's own host.
+            access.require_admin("add a local cluster (it runs on the platform's own host)")
             home = await self.home_info(flink_home_id)
             options: dict[str, Any] = {
                 "rest_port": free_port(),
@@ -113,9 +129,11 @@ class ClusterService:
             registered = await register_remote(kind, rest_url, options_raw)
         rest_url, version, options = registered.rest_url, registered.flink_version, registered.options
         async with self.ctx.sessions() as s, s.begin():
+            team = await access.team_for_new(s, team_id, "clusters")
             if (await s.execute(sa.select(Cluster).where(Cluster.name == name))).first():
                 raise Conflict(f"a cluster named {name!r} already exists; choose another name")
             cluster = Cluster(
+                team_id=team,
                 name=name,
                 kind=kind,
                 rest_url=rest_url,
@@ -126,6 +144,10 @@ class ClusterService:
             )
             s.add(cluster)
             await s.flush()
+            access.audit(
+                s, "create", "cluster", cluster.id, name=name, team_id=team,
+                diff={"kind": kind, "rest_url": rest_url and without_credentials(rest_url), "options": options},
+            )  # fmt: skip
             return cluster
 
     async def _home_id_for(self, home: HomeInfo) -> int | None:
@@ -134,7 +156,7 @@ class ClusterService:
         return row[0] if row else None
 
     async def delete(self, cluster_id: int) -> None:
-        cluster = await self.get(cluster_id)
+        cluster = await self.get(cluster_id, Role.DEVELOPER)
         async with self.ctx.sessions() as s:
             used = (
                 await s.execute(sa.select(sa.func.count()).select_from(App).where(App.cluster_id == cluster_id))
@@ -145,6 +167,7 @@ class ClusterService:
             await (await self.local(cluster)).stop()
         async with self.ctx.sessions() as s, s.begin():
             await s.execute(sa.delete(Cluster).where(Cluster.id == cluster_id))
+            access.audit(s, "delete", "cluster", cluster_id, name=cluster.name, team_id=cluster.team_id)
         self.ctx.forget_client(cluster_id)
 
     async def local(self, cluster: Cluster) -> LocalCluster:
@@ -171,7 +194,7 @@ class ClusterService:
         return self.ctx.cluster_phases.get(cluster.id)
 
     async def start(self, cluster_id: int) -> Cluster:
-        cluster = await self.get(cluster_id)
+        cluster = await self.get(cluster_id, Role.OPERATOR)
         timeout_s = self.ctx.settings.flink.local_ready_timeout_s
         self.ctx.cluster_phases[cluster_id] = "STARTING"
         self.ctx.supervisions.pop(cluster_id, None)  # a start by the user renews the restart budget
@@ -192,10 +215,11 @@ class ClusterService:
             row = await s.get(Cluster, cluster_id)
             assert row is not None
             row.desired_running = True
+            access.audit(s, "start", "cluster", cluster_id, name=row.name, team_id=row.team_id)
             return row
 
     async def stop(self, cluster_id: int) -> Cluster:
-        cluster = await self.get(cluster_id)
+        cluster = await self.get(cluster_id, Role.OPERATOR)
         if cluster.kind != LOCAL:
             async with self.ctx.sessions() as s:
                 active = (
@@ -216,6 +240,7 @@ class ClusterService:
             row = await s.get(Cluster, cluster_id)
             assert row is not None
             row.desired_running = False
+            access.audit(s, "stop", "cluster", cluster_id, name=row.name, team_id=row.team_id)
             return row
 
     async def unmanaged_jobs(self) -> list[dict[str, Any]]:

@@ -117,8 +117,14 @@ class Dispatcher:
         spec = AppSpec.model_validate(raw)
         if spec.alert_reasons is not None and alert.reason not in spec.alert_reasons:
             return []
-        existing = set(
-            (await s.execute(sa.select(AlertChannel.id).where(AlertChannel.id.in_(spec.alert_channel_ids)))).scalars()
+        existing = set(  # the app's own team's channels only
+            (
+                await s.execute(
+                    sa.select(AlertChannel.id).where(
+                        AlertChannel.id.in_(spec.alert_channel_ids), AlertChannel.team_id == app.team_id
+                    )
+                )
+            ).scalars()
         )
         return [c for c in spec.alert_channel_ids if c in existing]
 

@@ -29,3 +29,15 @@ class Throttled(ServiceError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Forbidden(ServiceError):
+    """The account sees the object but its role may not do this to it."""
+
+    status = 403
+
+
+class Unauthorized(ServiceError):
+    """Wrong credentials."""
+
+    status = 401

@@ -39,7 +39,7 @@ class Explainer:
     async def explain(self, spec: AppSpec, cluster: Cluster) -> str:
         if spec.kind != AppKind.SQL:
             raise SpecError.one("kind", f"EXPLAIN shows the plan of a SQL script; this is a {spec.kind.value} app")
-        resolved = await VariableService(self.ctx).resolve(spec)
+        resolved = await VariableService(self.ctx).resolve(spec, cluster.team_id)
         try:
             return resolved.hide(await self._explain(resolved.spec, cluster))
         except SpecError as exc:
@@ -50,7 +50,7 @@ class Explainer:
         statements = parse_script(spec.sql)
         home = await home_info(self.ctx, cluster.flink_home_id)
         runner = await self.ctx.runners.sql_runner(home)
-        deps = [Path(j.path) for j in await dependency_jars(self.ctx, spec.dependency_jar_ids)]
+        deps = [Path(j.path) for j in await dependency_jars(self.ctx, spec.dependency_jar_ids, cluster.team_id)]
         java = shutil.which("java", path=os.environ.get("JAVA_HOME", "") + "/bin") or shutil.which("java")
         if java is None:
             raise Conflict("no java found to run Flink's planner: install a JDK 17 or set JAVA_HOME")

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from streampilot.domain.errors import SpecError
 from streampilot.domain.manifest import main_class
+from streampilot.services import access
 from streampilot.services.context import Context
 from streampilot.services.errors import NotFound
 from streampilot.store.orm import Jar
@@ -45,7 +46,7 @@ def jar_classes(path: Path) -> tuple[str | None, set[str]]:
 class JarService:
     ctx: Context
 
-    async def store(self, filename: str, content: bytes) -> Jar:
+    async def store(self, filename: str, content: bytes, team_id: int | None = None) -> Jar:
         if not content:
             raise SpecError.one("file", "the upload is empty")
         if len(content) > MAX_JAR_BYTES:
@@ -69,25 +70,34 @@ class JarService:
         main, _ = await asyncio.to_thread(write)
         safe_name = Path(filename or "job.jar").name[:200] or "job.jar"
         async with self.ctx.sessions() as s, s.begin():
-            jar = Jar(filename=safe_name, sha256=digest, size=len(content), path=str(path), main_class=main)
+            team = await access.team_for_new(s, team_id, "jars")
+            jar = Jar(
+                team_id=team, filename=safe_name, sha256=digest, size=len(content), path=str(path), main_class=main
+            )
             s.add(jar)
             await s.flush()
+            access.audit(s, "upload", "jar", jar.id, name=safe_name, team_id=team, diff={"sha256": digest})
             return jar
 
-    async def get(self, jar_id: int) -> Jar:
+    async def get(self, jar_id: int, team_id: int | None = None) -> Jar:
+        """The jar, if the caller sees it and (given ``team_id``) it is that team's."""
         async with self.ctx.sessions() as s:
             jar = await s.get(Jar, jar_id)
-        if jar is None:
+        if jar is None or not access.current().sees(jar.team_id) or team_id not in (None, jar.team_id):
             raise NotFound(f"no jar with id {jar_id}")
         return jar
 
 
-async def dependency_jars(ctx: Context, jar_ids: list[int]) -> list[Jar]:
-    """The uploaded jars an app lists as dependencies, in its order; a missing one is a field error."""
+async def dependency_jars(ctx: Context, jar_ids: list[int], team_id: int | None = None) -> list[Jar]:
+    """The uploaded jars an app lists as dependencies, in its order; a missing one (or, given
+    ``team_id``, another team's) is a field error."""
     if not jar_ids:
         return []
     async with ctx.sessions() as s:
-        rows = {j.id: j for j in (await s.execute(sa.select(Jar).where(Jar.id.in_(jar_ids)))).scalars()}
+        q = sa.select(Jar).where(Jar.id.in_(jar_ids))
+        if team_id is not None:
+            q = q.where(Jar.team_id == team_id)
+        rows = {j.id: j for j in (await s.execute(q)).scalars() if access.current().sees(j.team_id)}
     missing = [i for i in jar_ids if i not in rows]
     if missing:
         raise SpecError.one("dependency_jar_ids", f"no uploaded jar with id {missing[0]}; upload it first")

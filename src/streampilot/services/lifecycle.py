@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from streampilot.domain.access import Role
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import ACTIVE_STATES, STARTABLE_STATES, AppState, Cause
 from streampilot.services.errors import Conflict, NotFound, ServiceError, Unavailable
@@ -47,7 +48,7 @@ class Lifecycle(Operations):
         if AppState(app.state) not in STARTABLE_STATES:
             raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
         chosen, stored = await self.apps.spec(app.id, version)
-        spec = (await self.variables.resolve(stored)).spec
+        spec = (await self.variables.resolve(stored, app.team_id)).spec
         (await self.target_of(app)).check(spec)
         launch_config(spec, app.name)
         return StartPlan(chosen, await self.resolve_restore(app, restore), allow_non_restored_state)
@@ -61,7 +62,7 @@ class Lifecycle(Operations):
         version: int | None = None,
         actor: str | None = None,
     ) -> Operation:
-        app = await self.apps.get(app_id)
+        app = await self.apps.get(app_id, Role.OPERATOR)
         plan = await self._plan_start(app, restore, allow_non_restored_state, version)
         params = {"restore": restore, "allow_non_restored_state": allow_non_restored_state, "version": plan.version}
         op = await self.begin(app_id, "start", params=params, actor=actor)
@@ -80,7 +81,7 @@ class Lifecycle(Operations):
         if AppState(app.state) not in STARTABLE_STATES:
             raise Conflict(f"application {app.name!r} is {app.state}; stop or cancel it before starting it again")
         _, stored = await self.apps.spec(app_id, plan.version)
-        resolved = await self.variables.resolve(stored)  # ${name} in SQL, properties and args
+        resolved = await self.variables.resolve(stored, app.team_id)  # ${name} in SQL, properties and args
         cluster = await self._cluster(app)
         target = await self.target_of(app)
         request = LaunchRequest(
@@ -229,7 +230,7 @@ class Lifecycle(Operations):
     ) -> Operation:
         if not savepoint:
             return await self.cancel(app_id, actor=actor)
-        await self._require_active(app_id)
+        await self._require_active(app_id, Role.OPERATOR)
         op = await self.begin(app_id, "stop", params={"savepoint": True, "drain": drain}, actor=actor)
 
         async def work(oplog: OpLog) -> None:
@@ -270,7 +271,7 @@ class Lifecycle(Operations):
         await oplog.step(f"job {app.job_id} is {ended.state}")
 
     async def cancel(self, app_id: int, *, actor: str | None = None) -> Operation:
-        await self._require_active(app_id)
+        await self._require_active(app_id, Role.OPERATOR)
         op = await self.begin(app_id, "cancel", actor=actor)
 
         async def work(oplog: OpLog) -> None:
@@ -300,7 +301,7 @@ class Lifecycle(Operations):
         await oplog.step(f"job {app.job_id} is {ended.state}")
 
     async def savepoint(self, app_id: int, *, actor: str | None = None) -> Operation:
-        await self._require_active(app_id)
+        await self._require_active(app_id, Role.OPERATOR)
         op = await self.begin(app_id, "savepoint", actor=actor)
 
         async def work(oplog: OpLog) -> None:
@@ -334,11 +335,11 @@ class Lifecycle(Operations):
         Where the target upgrades in place (the Kubernetes operator), the new spec goes to it with the
         cluster's upgrade mode; elsewhere: stop with a savepoint, then start the new version from it.
         """
-        app = await self._require_active(app_id)
+        app = await self._require_active(app_id, Role.OPERATOR)
         chosen, stored = await self.apps.spec(app_id, version)
         if chosen == app.running_version:
             raise Conflict(f"application {app.name!r} already runs version {chosen}; edit it to make a new version")
-        spec = (await self.variables.resolve(stored)).spec
+        spec = (await self.variables.resolve(stored, app.team_id)).spec
         target = await self.target_of(app)
         target.check(spec)
         launch_config(spec, app.name)
@@ -373,7 +374,7 @@ class Lifecycle(Operations):
     async def _upgrade_in_place(self, oplog: OpLog, target: Target, chosen: int) -> None:
         app = await self.apps.get(oplog.app_id)
         _, stored = await self.apps.spec(app.id, chosen)
-        resolved = await self.variables.resolve(stored)
+        resolved = await self.variables.resolve(stored, app.team_id)
         spec = resolved.spec
         old = app.running_version
         config = launch_config(spec, app.name)
@@ -426,6 +427,10 @@ class Lifecycle(Operations):
         op = await OperationRepository(self.ctx.sessions).get(op_id)
         if op is None:
             raise NotFound(f"no operation with id {op_id}")
+        try:
+            await self.apps.get(op.app_id)  # another team's operation does not exist for the caller
+        except NotFound:
+            raise NotFound(f"no operation with id {op_id}") from None
         return op
 
     async def operations_of(self, app_id: int, limit: int = 50) -> list[Operation]:

@@ -21,9 +21,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from streampilot.domain.access import SYSTEM, Role
 from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.domain.states import ACTIVE_STATES, AppState, Cause
+from streampilot.services import access
 from streampilot.services.apps import AppService
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, ServiceError
@@ -105,7 +107,13 @@ class Operations:
         params: dict[str, Any] | None = None,
         actor: str | None = None,
     ) -> Operation:
-        """Take the app's operation slot and store the operation (pending); Conflict if one runs."""
+        """Take the app's operation slot and store the operation (pending); Conflict if one runs.
+
+        The caller needs the operator role in the app's team (developer to attach a job); the
+        operation is recorded in the audit log with who asked."""
+        app = await self.apps.get(app_id, Role.DEVELOPER if verb == "attach" else Role.OPERATOR)
+        who = access.current()
+        actor = actor or (who.name if who is not SYSTEM else None)
         now = utcnow()
         async with self.ctx.sessions() as s, s.begin():
             result = await s.execute(
@@ -114,14 +122,14 @@ class Operations:
                 .values(operation=verb, operation_since=now, operation_id=None)
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]
-                app = await s.get(App, app_id)
-                if app is None:
+                held = await s.get(App, app_id)
+                if held is None:
                     raise NotFound(f"no application with id {app_id}")
-                running = await s.get(Operation, app.operation_id) if app.operation_id else None
-                verb = running.verb if running is not None else (app.operation or "operation")
+                running = await s.get(Operation, held.operation_id) if held.operation_id else None
+                verb = running.verb if running is not None else (held.operation or "operation")
                 raise Conflict(
-                    f"a {verb} of application {app.name!r} is already in progress (operation "
-                    f"{app.operation_id}); wait for it to finish"
+                    f"a {verb} of application {held.name!r} is already in progress (operation "
+                    f"{held.operation_id}); wait for it to finish"
                 )
             op = Operation(
                 app_id=app_id,
@@ -138,6 +146,10 @@ class Operations:
             s.add(op)
             await s.flush()
             await s.execute(sa.update(App).where(App.id == app_id).values(operation_id=op.id))
+            access.audit(
+                s, verb, "app", app_id, name=app.name, team_id=app.team_id,
+                diff={"operation_id": op.id, "cause": cause.value, "params": params or {}},
+            )  # fmt: skip
             return op
 
     @asynccontextmanager
@@ -263,8 +275,8 @@ class Operations:
             "restore from; start with restore 'none' or give a path",
         )
 
-    async def _require_active(self, app_id: int) -> App:
-        app = await self.apps.get(app_id)
+    async def _require_active(self, app_id: int, need: Role = Role.VIEWER) -> App:
+        app = await self.apps.get(app_id, need)
         if AppState(app.state) not in ACTIVE_STATES or not app.job_id:
             raise Conflict(f"application {app.name!r} is {app.state}, not running")
         return app

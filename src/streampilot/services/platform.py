@@ -12,6 +12,7 @@ from streampilot.domain.apps import AppKind, AppSpec, Checkpointing
 from streampilot.flink.launch import LaunchError, RunnerBuilder
 from streampilot.services.accounts import AccountService, SessionService
 from streampilot.services.apps import AppService
+from streampilot.services.audit import AuditService
 from streampilot.services.channels import ChannelService
 from streampilot.services.clusters import ClusterService
 from streampilot.services.context import Context
@@ -25,6 +26,7 @@ from streampilot.services.loops import Loop
 from streampilot.services.policies import PolicyLoop
 from streampilot.services.recovery import Recovery
 from streampilot.services.supervisor import Supervisor
+from streampilot.services.teams import TeamService
 from streampilot.services.tracker import Tracker
 from streampilot.services.variables import VariableService
 from streampilot.settings import Settings
@@ -107,6 +109,14 @@ class Platform:
     @property
     def web_sessions(self) -> SessionService:
         return SessionService(self.ctx)
+
+    @property
+    def teams(self) -> TeamService:
+        return TeamService(self.ctx)
+
+    @property
+    def audit(self) -> AuditService:
+        return AuditService(self.ctx)
 
     async def open(self) -> bool:
         """Migrate the database, ensure the admin and the bundled Flink home. True if a token was issued."""

@@ -8,18 +8,23 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from streampilot.store.orm import Alert, AlertDelivery, DeliveryAttempt
+from streampilot.store.orm import Alert, AlertChannel, AlertDelivery, App, DeliveryAttempt
 
 
 @dataclass
 class AlertRepository:
     sessions: async_sessionmaker[AsyncSession]
 
-    async def alerts(self, app_id: int | None, limit: int) -> list[tuple[Alert, list[dict[str, Any]]]]:
-        """The newest alerts (of one app, or all), each with its deliveries."""
+    async def alerts(
+        self, app_id: int | None, limit: int, teams: set[int] | None = None
+    ) -> list[tuple[Alert, list[dict[str, Any]]]]:
+        """The newest alerts (of one app, or all; of the apps of ``teams`` unless None), each with its
+        deliveries."""
         q = sa.select(Alert).order_by(Alert.id.desc()).limit(limit)
         if app_id is not None:
             q = q.where(Alert.app_id == app_id)
+        if teams is not None:
+            q = q.where(Alert.app_id.in_(sa.select(App.id).where(App.team_id.in_(teams))))
         async with self.sessions() as s:
             alerts = list((await s.execute(q)).scalars())
             by_alert: dict[int, list[dict[str, Any]]] = {}
@@ -29,9 +34,13 @@ class AlertRepository:
                     by_alert.setdefault(d["alert_id"], []).append(d)
         return [(a, by_alert.get(a.id, [])) for a in alerts]
 
-    async def recent_deliveries(self) -> list[dict[str, Any]]:
+    async def recent_deliveries(self, teams: set[int] | None = None) -> list[dict[str, Any]]:
+        """The newest deliveries (to the channels of ``teams`` unless None)."""
+        where: Any = AlertDelivery.id > 0
+        if teams is not None:
+            where = AlertDelivery.channel_id.in_(sa.select(AlertChannel.id).where(AlertChannel.team_id.in_(teams)))
         async with self.sessions() as s:
-            return await _deliveries(s, AlertDelivery.id > 0)
+            return await _deliveries(s, where)
 
     async def deliveries_to(self, channel_id: int) -> list[dict[str, Any]]:
         async with self.sessions() as s:

@@ -45,12 +45,71 @@ class Base(DeclarativeBase):
 
 
 class Account(Base):
+    """A user. ``role`` is ``admin`` (a platform admin: every team, users and teams) or ``user``; what a
+    user may do in a team is their Membership's role. ``source`` says who checks the password: ``local``
+    (argon2 ``password_hash``), ``ldap`` or ``oidc`` (no password stored here)."""
+
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     role: Mapped[str] = mapped_column(sa.String(20))
-    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(200))
+    source: Mapped[str] = mapped_column(sa.String(20), default="local")
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Team(Base):
+    """Owns apps, clusters, alert channels, variables and jars; a user sees only their teams' objects."""
+
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    description: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Membership(Base):
+    """A user's role in a team: owner, developer, operator or viewer (domain/access.py)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (sa.UniqueConstraint("team_id", "account_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(sa.ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiToken(Base):
+    """A personal API token: named, stored hashed, shown once; it may expire and is revoked by deletion."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (sa.UniqueConstraint("account_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who changed or operated what, when, from where, and the difference it made."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(sa.String(100), index=True)
+    client: Mapped[str] = mapped_column(sa.String(100), default="")
+    action: Mapped[str] = mapped_column(sa.String(40))
+    object_kind: Mapped[str] = mapped_column(sa.String(40))
+    object_id: Mapped[int | None] = mapped_column()
+    object_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    team_id: Mapped[int | None] = mapped_column(index=True)
+    diff: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
 
 class WebSession(Base):
@@ -79,6 +138,7 @@ class FlinkHome(Base):
 class Cluster(Base):
     __tablename__ = "clusters"
     id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(sa.ForeignKey("teams.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     kind: Mapped[str] = mapped_column(sa.String(40))
     flink_home_id: Mapped[int | None] = mapped_column(sa.ForeignKey("flink_homes.id"))
@@ -103,6 +163,7 @@ class ClusterEvent(Base):
 class Jar(Base):
     __tablename__ = "jars"
     id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(sa.ForeignKey("teams.id"), index=True)
     filename: Mapped[str] = mapped_column(sa.String(255))
     sha256: Mapped[str] = mapped_column(sa.String(64))
     size: Mapped[int] = mapped_column(sa.BigInteger)
@@ -116,6 +177,7 @@ class Variable(Base):
 
     __tablename__ = "variables"
     id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(sa.ForeignKey("teams.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     value: Mapped[str] = mapped_column(sa.Text)
     secret: Mapped[bool] = mapped_column(sa.Boolean, default=False)
@@ -127,6 +189,7 @@ class Variable(Base):
 class App(Base):
     __tablename__ = "apps"
     id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(sa.ForeignKey("teams.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id"))
     current_version: Mapped[int] = mapped_column(default=1)
@@ -229,6 +292,7 @@ class Alert(Base):
 class AlertChannel(Base):
     __tablename__ = "alert_channels"
     id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(sa.ForeignKey("teams.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     kind: Mapped[str] = mapped_column(sa.String(20))
     config: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # secrets included: never returned, never logged

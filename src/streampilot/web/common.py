@@ -12,13 +12,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
 
+from streampilot.domain.access import Principal, Role
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.channels import ChannelKind
 from streampilot.domain.errors import SpecError
 from streampilot.domain.states import AppState
 from streampilot.domain.urls import without_credentials
+from streampilot.services import access
 from streampilot.services.platform import Platform
-from streampilot.store.orm import Account
+from streampilot.services.sso import SingleSignOn
+from streampilot.store.orm import Team
 from streampilot.web import views
 from streampilot.web.forms import LIST_FIELDS
 
@@ -35,7 +38,15 @@ templates.env.globals.update(
     reasons=[r.value for r in AlertReason],
     channel_kinds=[k.value for k in ChannelKind],
 )
-templates.env.filters["without_credentials"] = without_credentials
+templates.env.filters["without_credentials"] = lambda url: without_credentials(url) if url else ""
+
+
+def _may(team_id: int, role: str) -> bool:
+    """In a template: whether the logged-in user holds ``role`` in team ``team_id`` (buttons they may use)."""
+    return access.current().may(team_id, Role(role))
+
+
+templates.env.globals["may"] = _may
 
 
 class LoginRequired(Exception):
@@ -51,14 +62,17 @@ def platform(request: Request) -> Platform:
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-async def page_account(request: Request) -> Account:
-    """The logged-in account of a console request (its server-side session); for a request that changes
-    something, also proof that it came from one of our own pages (``check_forgery``)."""
+async def page_account(request: Request) -> Principal:
+    """The logged-in user of a console request (its server-side session), whom the request then acts
+    as; for a request that changes something, also proof that it came from one of our own pages."""
     cookie = request.cookies.get(COOKIE, "")
-    login = await platform(request).web_sessions.find(cookie) if cookie else None
+    client = request.client.host if request.client else ""
+    login = await platform(request).web_sessions.find(cookie, client) if cookie else None
     if login is None:
         raise LoginRequired(str(request.url.path))
+    access.act_as(login.principal)  # reset when the request ends (api/hardening.py)
     request.state.csrf = login.csrf
+    request.state.who = login.principal
     if request.method not in SAFE_METHODS:
         check_origin(request)
         sent = str((await request.form()).get("csrf", ""))  # parsed once: the route reads it again
@@ -66,7 +80,7 @@ async def page_account(request: Request) -> Account:
             raise HTTPException(
                 403, "this form is out of date or came from another site: reload the page and submit it again"
             )
-    return login.account
+    return login.principal
 
 
 def check_origin(request: Request) -> None:
@@ -81,11 +95,29 @@ def check_origin(request: Request) -> None:
         raise HTTPException(403, "a request from another site may not change anything here")
 
 
-PageAccount = Annotated[Account, Depends(page_account)]
+PageAccount = Annotated[Principal, Depends(page_account)]
+
+
+async def creatable_teams(request: Request) -> list[Team]:
+    """The teams where the logged-in user may create objects (developer or more)."""
+    who = access.current()
+    return [t for t in await platform(request).teams.list_teams() if who.may(t.id, Role.DEVELOPER)]
+
+
+async def team_names(request: Request) -> dict[int, str]:
+    return {t.id: t.name for t in await platform(request).teams.list_teams()}
+
+
+def chosen_team(values: dict[str, str]) -> int | None:
+    """The team picked in a form (none when the user may create in one team only)."""
+    raw = values.get("team_id", "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
 
 
 def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
     ctx.setdefault("csrf", getattr(request.state, "csrf", ""))
+    ctx.setdefault("who", getattr(request.state, "who", None))
+    ctx.setdefault("sso", SingleSignOn(platform(request).ctx))
     ctx.setdefault("notice", request.query_params.get("notice"))
     ctx.setdefault("error", request.query_params.get("error"))
     return templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -44,30 +44,38 @@ async def login_page(request: Request) -> HTMLResponse:
 
 @public.post("/login")
 async def login(request: Request) -> Response:
+    """A user's name and password (or a personal API token) start a console session."""
     form = await request.form()
+    name = str(form.get("name", "")).strip()
+    password = str(form.get("password", ""))
     token = str(form.get("token", "")).strip()
     target = str(form.get("next") or "/apps")
     if not target.startswith("/") or target.startswith("//"):
         target = "/apps"
     check_origin(request)  # no login forged from another site
+    p = platform(request)
+    client = client_of(request)
+    account_id: int | None = None
     try:
-        found = await platform(request).accounts.authenticate(token, client_of(request)) if token else None
+        if token:
+            found = await p.accounts.authenticate(token, client)
+            account_id = found.account_id if found is not None else None
+        elif name and password:
+            account = await p.accounts.check_password(name, password, client)
+            account_id = account.id if account is not None else None
     except Throttled as exc:
         refused = render(request, "login.html", status=429, next=target, error=f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         refused.headers["Retry-After"] = str(int(exc.retry_after_s) + 1)
         return refused
-    if found is None:
-        return render(
-            request,
-            "login.html",
-            status=401,
-            next=target,
-            error="That token is not valid. The admin token is in $STREAMPILOT_HOME/admin.token.",
-        )
-    # The cookie names a server-side session (expiring, ended by logout), never the API token itself.
-    cookie = await platform(request).web_sessions.start(found)
+    except ServiceError as exc:
+        return render(request, "login.html", status=exc.status, next=target, error=str(exc))
+    if account_id is None:
+        said = "That token is not valid." if token else "Wrong user name or password."
+        return render(request, "login.html", status=401, next=target, error=said)
+    # The cookie names a server-side session (expiring, ended by logout), never a token or password.
+    cookie = await p.web_sessions.start(account_id)
     response = RedirectResponse(target, status_code=303)
-    max_age = int(platform(request).settings.session_hours * 3600)
+    max_age = int(p.settings.session_hours * 3600)
     response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", max_age=max_age)
     return response
 

@@ -14,7 +14,16 @@ from fastapi.responses import HTMLResponse, Response
 from streampilot.domain.errors import SpecError
 from streampilot.domain.k8s import K8S_KINDS
 from streampilot.services.errors import ServiceError
-from streampilot.web.common import back, page_account, platform, problems_of, render
+from streampilot.web.common import (
+    back,
+    chosen_team,
+    creatable_teams,
+    page_account,
+    platform,
+    problems_of,
+    render,
+    team_names,
+)
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(page_account)])
 
@@ -34,6 +43,7 @@ async def _clusters(request: Request, status: int = 200, **form: Any) -> HTMLRes
         status=status,
         clusters=list(zip(clusters, runtime, strict=True)),
         homes=await p.clusters.list_homes(),
+        teams=await creatable_teams(request),
         **form,
     )
 
@@ -51,6 +61,7 @@ async def add_cluster(request: Request) -> Response:
             kind,
             rest_url=values.get("rest_url") or None,
             options_raw=options,
+            team_id=chosen_team(values),
         )
     except yaml.YAMLError as exc:
         return await _clusters(request, 422, values=values, errors={"options": f"not valid YAML: {exc}"})
@@ -88,6 +99,8 @@ async def channels_page(request: Request) -> HTMLResponse:
         deliveries=recent[:50],
         values={},
         errors={},
+        teams=await creatable_teams(request),
+        team_names=await team_names(request),
     )
 
 
@@ -100,7 +113,7 @@ async def add_channel(request: Request) -> Response:
         config = json.loads(values.get("config") or "{}")
         if not isinstance(config, dict):
             raise ValueError("the configuration must be a JSON object")
-        await p.channels.create(values.get("name", "").strip(), values.get("kind", ""), config)
+        await p.channels.create(values.get("name", "").strip(), values.get("kind", ""), config, chosen_team(values))
     except ValueError as exc:
         errors = {"config": f"not valid JSON: {exc}"}
         return await _channels_again(request, values, errors)
@@ -121,6 +134,8 @@ async def _channels_again(request: Request, values: dict[str, str], errors: dict
         deliveries=[],
         values=values,
         errors=errors,
+        teams=await creatable_teams(request),
+        team_names=await team_names(request),
     )
 
 

@@ -44,8 +44,8 @@ async def list_apps(p: PlatformDep, state: str | None = None, cluster_id: int | 
 
 @router.post("", status_code=201)
 async def create_app(body: AppCreate, p: PlatformDep) -> AppOut:
-    spec = AppSpec.model_validate(body.model_dump(exclude={"name", "cluster_id"}))
-    app = await p.apps.create(body.name, body.cluster_id, spec)
+    spec = AppSpec.model_validate(body.model_dump(exclude={"name", "cluster_id", "team_id"}))
+    app = await p.apps.create(body.name, body.cluster_id, spec, body.team_id)
     return await _out(p, app, with_spec=True)
 
 
@@ -199,7 +199,7 @@ async def get_launch_config(app_id: int, p: PlatformDep) -> dict[str, Any]:
     """What was submitted for the running job, and what the current version would submit."""
     app = await p.apps.get(app_id)
     _, spec = await p.apps.spec(app_id)
-    resolved = await p.variables.resolve(spec)  # ${name} resolved, secrets masked
+    resolved = await p.variables.resolve(spec, app.team_id)  # ${name} resolved, secrets masked
     return {
         "submitted": app.launch_config,
         "running_version": app.running_version,

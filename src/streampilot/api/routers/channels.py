@@ -17,6 +17,9 @@ class ChannelCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     kind: str
     config: dict[str, Any]
+    team_id: int | None = Field(
+        default=None, description="The owning team (default: your only team where you may create)"
+    )
 
 
 class ChannelPatch(BaseModel):
@@ -32,7 +35,7 @@ async def list_channels(p: PlatformDep) -> list[dict[str, Any]]:
 
 @router.post("", status_code=201)
 async def create_channel(body: ChannelCreate, p: PlatformDep) -> dict[str, Any]:
-    return p.channels.masked(await p.channels.create(body.name, body.kind, body.config))
+    return p.channels.masked(await p.channels.create(body.name, body.kind, body.config, body.team_id))
 
 
 @router.get("/{channel_id}")

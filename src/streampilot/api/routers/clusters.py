@@ -28,6 +28,7 @@ async def add_cluster(body: ClusterCreate, p: PlatformDep) -> ClusterOut:
         slots=body.slots,
         taskmanagers=body.taskmanagers,
         options_raw=body.options,
+        team_id=body.team_id,
     )
     return ClusterOut.of(cluster)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from streampilot.api.deps import PlatformDep, account
 from streampilot.api.schemas import ExplainOut, ExplainRequest
+from streampilot.domain.access import Role
 from streampilot.domain.apps import AppKind, AppSpec
 
 router = APIRouter(prefix="/api/v1", tags=["explain"], dependencies=[Depends(account)])
@@ -22,7 +23,8 @@ async def explain_app(app_id: int, p: PlatformDep, version: int | None = Query(N
 
 @router.post("/explain")
 async def explain_sql(body: ExplainRequest, p: PlatformDep) -> ExplainOut:
-    cluster = await p.clusters.get(body.cluster_id)
+    # The planner runs on the platform's host with the given jars: a developer's call.
+    cluster = await p.clusters.get(body.cluster_id, Role.DEVELOPER, "EXPLAIN SQL on this cluster")
     spec = AppSpec(
         kind=AppKind.SQL, sql=body.sql, runtime_mode=body.runtime_mode, dependency_jar_ids=body.dependency_jar_ids
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, UploadFile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, UploadFile
 
 from streampilot import __version__
 from streampilot.api.deps import PlatformDep, account
 from streampilot.api.schemas import FlinkHomeCreate, FlinkHomeOut, JarOut
+from streampilot.services import access
 from streampilot.services.rotation import rotate_secrets
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
@@ -29,12 +32,16 @@ async def add_home(body: FlinkHomeCreate, p: PlatformDep) -> FlinkHomeOut:
 
 
 @router.post("/jars", status_code=201, tags=["jars"])
-async def upload_jar(file: UploadFile, p: PlatformDep) -> JarOut:
+async def upload_jar(
+    file: UploadFile, p: PlatformDep, team_id: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None
+) -> JarOut:
+    """Upload a jar for ``team_id`` (default: your only team where you may create)."""
     content = await file.read()
-    return JarOut.of(await p.jars.store(file.filename or "job.jar", content))
+    return JarOut.of(await p.jars.store(file.filename or "job.jar", content, team_id))
 
 
 @router.post("/secrets/rotate", tags=["secrets"])
 async def rotate(p: PlatformDep) -> dict[str, int]:
-    """A new key for stored secrets; everything sealed again with it, the old key dropped."""
+    """A new key for stored secrets; everything sealed again with it, the old key dropped (platform admins)."""
+    access.require_admin("rotate the key of stored secrets")
     return await rotate_secrets(p.ctx)

@@ -18,7 +18,9 @@ async def list_variables(p: PlatformDep) -> list[VariableOut]:
 @router.post("", status_code=201)
 async def create_variable(body: VariableCreate, p: PlatformDep) -> VariableOut:
     return VariableOut.of(
-        await p.variables.create(body.name, body.value, secret=body.secret, description=body.description)
+        await p.variables.create(
+            body.name, body.value, secret=body.secret, description=body.description, team_id=body.team_id
+        )
     )
 
 
