@@ -35,6 +35,7 @@ from streampilot.domain.errors import SpecError
 from streampilot.domain.rules import TransitionRefused
 from streampilot.services.errors import ServiceError, Throttled
 from streampilot.services.platform import Platform
+from streampilot.store.db import lost_connection
 from streampilot.web import pages, people_pages, setup_pages, sso_pages
 from streampilot.web.common import LoginRequired, login_redirect
 
@@ -106,6 +107,12 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     @app.exception_handler(OverflowError)
     @app.exception_handler(sa_exc.DBAPIError)
     async def _overflow(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, sa_exc.DBAPIError) and lost_connection(exc) and not out_of_range(exc):
+            # Unknown, not failed: whatever the request did may or may not be stored. A retry is safe
+            # (operations: with the same Idempotency-Key).
+            log.warning("database connection lost during %s %s", _.method, _.url.path)
+            detail = "the database connection dropped during this request; retry it (with the same Idempotency-Key)"
+            return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
         if not out_of_range(exc):
             raise exc
         message = f"a number is out of range (ids and counts are below {MAX_ID + 1}); correct it"

@@ -1,7 +1,7 @@
 """The OpenAPI document as the API really answers: field errors as ``{"detail": [{"field", "message",
 "line", "column"}]}`` (not FastAPI's default validation schema), and every error status a route can
 give documented on it: 400 (an unreadable body), 401 (no or a wrong token), 404, 409, 413 (a body over
-the limit), 422, 429 (throttled) and 502 (Flink or Kubernetes did not answer)."""
+the limit), 422, 429 (throttled), 502 (Flink or Kubernetes did not answer), 403 (role) and 503 (database lost)."""
 
 from __future__ import annotations
 
@@ -38,12 +38,14 @@ PROBLEM = {
 ERRORS = {
     "400": ("The body could not be read", "Problem"),
     "401": ("No API token, or a token that is not valid", "Problem"),
+    "403": ("Your role in the object's team does not allow this (the message names the role needed)", "Problem"),
     "404": ("No such object", "Problem"),
     "409": ("Not possible now (another operation, a state that does not allow it, a name taken)", "Problem"),
     "413": ("The body is over the limit", "FieldProblems"),
     "422": ("Bad input: each wrong field with a message", "FieldProblems"),
     "429": ("Too many wrong tokens from this client: wait Retry-After seconds", "Problem"),
-    "502": ("Flink or Kubernetes did not answer", "Problem"),
+    "502": ("Flink, Kubernetes, the LDAP directory or the OpenID provider did not answer", "Problem"),
+    "503": ("The database connection dropped: retry (operations with the same Idempotency-Key)", "Problem"),
 }
 
 

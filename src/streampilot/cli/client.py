@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -180,5 +181,23 @@ def follow(api: Api, op: dict[str, Any], no_wait: bool) -> dict[str, Any]:
 
 
 def post_operation(api: Api, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    answer: dict[str, dict[str, Any]] = api.call("POST", path, json=body)
-    return answer["operation"]
+    """Begin an operation. Its Idempotency-Key makes a retry safe: when the answer is lost (the
+    connection broke) or the server's database dropped (503), the same request again returns the
+    operation the first one began, never a second one."""
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    for attempt in range(4):
+        try:
+            resp = api.http.post(f"/api/v1{path}", json=body, headers=headers)
+        except httpx.TransportError as exc:
+            if attempt == 3:
+                fail(f"cannot reach streampilot at {api.url}: {exc}")
+            time.sleep(1)
+            continue
+        if resp.status_code == 503 and attempt < 3:
+            time.sleep(float(resp.headers.get("retry-after", "1")))
+            continue
+        if resp.status_code >= 400:
+            fail(_error_text(resp))
+        answer: dict[str, dict[str, Any]] = resp.json()
+        return answer["operation"]
+    fail("streampilot's database kept dropping the connection; try again later")

@@ -61,11 +61,16 @@ class Lifecycle(Operations):
         allow_non_restored_state: bool = False,
         version: int | None = None,
         actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Operation:
+        """Start the app's job. A retry with the same ``idempotency_key`` answers with the operation the
+        first request began, whatever happened to that request's answer."""
         app = await self.apps.get(app_id, Role.OPERATOR)
+        if done := await self.replayed(app_id, "start", idempotency_key):
+            return done
         plan = await self._plan_start(app, restore, allow_non_restored_state, version)
         params = {"restore": restore, "allow_non_restored_state": allow_non_restored_state, "version": plan.version}
-        op = await self.begin(app_id, "start", params=params, actor=actor)
+        op = await self.begin(app_id, "start", params=params, actor=actor, idempotency_key=idempotency_key)
 
         async def work(oplog: OpLog) -> None:
             await self._start(oplog, plan, cause=Cause.USER, why="start")
@@ -226,12 +231,22 @@ class Lifecycle(Operations):
 
     # ---- stop, cancel, savepoint -----------------------------------------------------------------
     async def stop(
-        self, app_id: int, *, savepoint: bool = True, drain: bool = False, actor: str | None = None
+        self,
+        app_id: int,
+        *,
+        savepoint: bool = True,
+        drain: bool = False,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Operation:
         if not savepoint:
-            return await self.cancel(app_id, actor=actor)
+            return await self.cancel(app_id, actor=actor, idempotency_key=idempotency_key)
+        await self.apps.get(app_id, Role.OPERATOR)
+        if done := await self.replayed(app_id, "stop", idempotency_key):
+            return done
         await self._require_active(app_id, Role.OPERATOR)
-        op = await self.begin(app_id, "stop", params={"savepoint": True, "drain": drain}, actor=actor)
+        params = {"savepoint": True, "drain": drain}
+        op = await self.begin(app_id, "stop", params=params, actor=actor, idempotency_key=idempotency_key)
 
         async def work(oplog: OpLog) -> None:
             await self._stop_with_savepoint(oplog, drain, desired_state="STOPPED")
@@ -270,9 +285,12 @@ class Lifecycle(Operations):
         oplog.result["state"] = ended.state
         await oplog.step(f"job {app.job_id} is {ended.state}")
 
-    async def cancel(self, app_id: int, *, actor: str | None = None) -> Operation:
+    async def cancel(self, app_id: int, *, actor: str | None = None, idempotency_key: str | None = None) -> Operation:
+        await self.apps.get(app_id, Role.OPERATOR)
+        if done := await self.replayed(app_id, "cancel", idempotency_key):
+            return done
         await self._require_active(app_id, Role.OPERATOR)
-        op = await self.begin(app_id, "cancel", actor=actor)
+        op = await self.begin(app_id, "cancel", actor=actor, idempotency_key=idempotency_key)
 
         async def work(oplog: OpLog) -> None:
             await self._cancel(oplog, Cause.USER, "cancel requested", desired_state="STOPPED")
@@ -300,9 +318,14 @@ class Lifecycle(Operations):
             raise Conflict(f"job {app.job_id} is still {ended.state} 30 s after the cancel; the tracker keeps watching")
         await oplog.step(f"job {app.job_id} is {ended.state}")
 
-    async def savepoint(self, app_id: int, *, actor: str | None = None) -> Operation:
+    async def savepoint(
+        self, app_id: int, *, actor: str | None = None, idempotency_key: str | None = None
+    ) -> Operation:
+        await self.apps.get(app_id, Role.OPERATOR)
+        if done := await self.replayed(app_id, "savepoint", idempotency_key):
+            return done
         await self._require_active(app_id, Role.OPERATOR)
-        op = await self.begin(app_id, "savepoint", actor=actor)
+        op = await self.begin(app_id, "savepoint", actor=actor, idempotency_key=idempotency_key)
 
         async def work(oplog: OpLog) -> None:
             app = await self._require_active(app_id)
@@ -328,13 +351,22 @@ class Lifecycle(Operations):
 
     # ---- upgrade -------------------------------------------------------------------------------
     async def upgrade(
-        self, app_id: int, *, version: int | None = None, drain: bool = False, actor: str | None = None
+        self,
+        app_id: int,
+        *,
+        version: int | None = None,
+        drain: bool = False,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Operation:
         """Run another version of a running app and keep its state, as one operation.
 
         Where the target upgrades in place (the Kubernetes operator), the new spec goes to it with the
         cluster's upgrade mode; elsewhere: stop with a savepoint, then start the new version from it.
         """
+        await self.apps.get(app_id, Role.OPERATOR)
+        if done := await self.replayed(app_id, "upgrade", idempotency_key):
+            return done
         app = await self._require_active(app_id, Role.OPERATOR)
         chosen, stored = await self.apps.spec(app_id, version)
         if chosen == app.running_version:
@@ -343,7 +375,8 @@ class Lifecycle(Operations):
         target = await self.target_of(app)
         target.check(spec)
         launch_config(spec, app.name)
-        op = await self.begin(app_id, "upgrade", params={"version": chosen, "drain": drain}, actor=actor)
+        params = {"version": chosen, "drain": drain}
+        op = await self.begin(app_id, "upgrade", params=params, actor=actor, idempotency_key=idempotency_key)
 
         async def work(oplog: OpLog) -> None:
             if target.upgrades_in_place:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from streampilot.services.restore_points import newest_restorable, snapshot_prob
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
 from streampilot.services.variables import VariableService
+from streampilot.store.db import lost_connection
 from streampilot.store.orm import App, Cluster, Operation, Snapshot, utcnow
 from streampilot.targets.port import Target
 
@@ -98,6 +100,22 @@ class Operations:
         return AppService(self.ctx)
 
     # ---- operations --------------------------------------------------------------------------
+    async def replayed(self, app_id: int, verb: str, key: str | None) -> Operation | None:
+        """The operation a request with this Idempotency-Key already began (its answer was lost), if any."""
+        if not key:
+            return None
+        async with self.ctx.sessions() as s:
+            found = (
+                await s.execute(
+                    sa.select(Operation).where(Operation.app_id == app_id, Operation.idempotency_key == key)
+                )
+            ).scalar_one_or_none()
+        if found is not None and found.verb != verb:
+            raise SpecError.one(
+                "Idempotency-Key", f"this key was used for a {found.verb} (operation {found.id}); use a new key"
+            )
+        return found
+
     async def begin(
         self,
         app_id: int,
@@ -106,14 +124,34 @@ class Operations:
         cause: Cause = Cause.USER,
         params: dict[str, Any] | None = None,
         actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Operation:
         """Take the app's operation slot and store the operation (pending); Conflict if one runs.
 
         The caller needs the operator role in the app's team (developer to attach a job); the
-        operation is recorded in the audit log with who asked."""
+        operation is recorded in the audit log with who asked. When the database connection drops
+        during the commit, the operation's key tells whether it was stored: found, it is this call's
+        operation; not found, the slot is taken again once."""
         app = await self.apps.get(app_id, Role.DEVELOPER if verb == "attach" else Role.OPERATOR)
         who = access.current()
         actor = actor or (who.name if who is not SYSTEM else None)
+        key = idempotency_key or secrets.token_hex(16)
+        try:
+            return await self._take_slot(app, verb, cause, params or {}, actor, key)
+        except sa.exc.DBAPIError as exc:
+            if not lost_connection(exc):
+                raise
+            log.warning("app %s: the database connection dropped while a %s began; checking whether it was stored",
+                        app.name, verb)  # fmt: skip
+        found = await self.replayed(app_id, verb, key)
+        if found is not None:
+            return found
+        return await self._take_slot(app, verb, cause, params or {}, actor, key)
+
+    async def _take_slot(
+        self, app: App, verb: str, cause: Cause, params: dict[str, Any], actor: str | None, key: str
+    ) -> Operation:
+        app_id = app.id
         now = utcnow()
         async with self.ctx.sessions() as s, s.begin():
             result = await s.execute(
@@ -137,7 +175,8 @@ class Operations:
                 state="pending",
                 cause=cause.value,
                 actor=actor,
-                params=params or {},
+                idempotency_key=key,
+                params=params,
                 steps=[{"at": now.isoformat(), "text": f"{verb} requested by {actor or cause.value}"}],
                 result={},
                 created_at=now,
@@ -148,7 +187,7 @@ class Operations:
             await s.execute(sa.update(App).where(App.id == app_id).values(operation_id=op.id))
             access.audit(
                 s, verb, "app", app_id, name=app.name, team_id=app.team_id,
-                diff={"operation_id": op.id, "cause": cause.value, "params": params or {}},
+                diff={"operation_id": op.id, "cause": cause.value, "params": params},
             )  # fmt: skip
             return op
 

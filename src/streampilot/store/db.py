@@ -125,3 +125,8 @@ async def migrate(engine: AsyncEngine) -> None:
                 await conn.rollback()
                 await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 await conn.commit()
+
+
+def lost_connection(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a database error means the connection dropped (the statement's outcome is unknown)."""
+    return bool(exc.connection_invalidated) or isinstance(exc, sa.exc.InterfaceError | sa.exc.OperationalError)

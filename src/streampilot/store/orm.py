@@ -245,12 +245,15 @@ class Operation(Base):
     """A lifecycle verb that outlives its request: stored with its steps, resumed or failed after a restart."""
 
     __tablename__ = "operations"
+    __table_args__ = (sa.UniqueConstraint("app_id", "idempotency_key"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     verb: Mapped[str] = mapped_column(sa.String(20))
     state: Mapped[str] = mapped_column(sa.String(20), index=True)  # pending running succeeded failed
     cause: Mapped[str] = mapped_column(sa.String(20))
     actor: Mapped[str | None] = mapped_column(sa.String(100))
+    # The client's Idempotency-Key (or one of our own): a retried request finds its operation by it.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
     error: Mapped[str | None] = mapped_column(LongText)

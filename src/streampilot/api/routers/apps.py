@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from streampilot.api.deps import AccountDep, PlatformDep, account
 from streampilot.api.schemas import (
@@ -69,8 +69,23 @@ async def _accepted(p: Platform, op: Operation) -> OperationAccepted:
     return OperationAccepted(operation=OperationOut.of(op), app=await _out(p, await p.apps.get(op.app_id)))
 
 
+# A retried request with the same key answers with the operation the first one began (its answer lost
+# on the way, or the database connection dropped): never a second operation, never a 409 for the first.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Any unique string per intended operation; a retry with the same key returns that operation",
+    ),
+]
+
+
 @router.post("/{app_id}/start", status_code=202)
-async def start_app(app_id: int, p: PlatformDep, who: AccountDep, body: StartAction | None = None) -> OperationAccepted:
+async def start_app(
+    app_id: int, p: PlatformDep, who: AccountDep, key: IdempotencyKey = None, body: StartAction | None = None
+) -> OperationAccepted:
     """Start the app's job: an operation that ends when the job runs (all tasks) or fails to."""
     action = body or StartAction()
     op = await p.lifecycle.start(
@@ -79,31 +94,38 @@ async def start_app(app_id: int, p: PlatformDep, who: AccountDep, body: StartAct
         allow_non_restored_state=action.allow_non_restored_state,
         version=action.version,
         actor=who.name,
+        idempotency_key=key,
     )
     return await _accepted(p, op)
 
 
 @router.post("/{app_id}/stop", status_code=202)
-async def stop_app(app_id: int, p: PlatformDep, who: AccountDep, body: StopAction | None = None) -> OperationAccepted:
+async def stop_app(
+    app_id: int, p: PlatformDep, who: AccountDep, key: IdempotencyKey = None, body: StopAction | None = None
+) -> OperationAccepted:
     """Stop with a savepoint (or cancel when ``savepoint`` is false); the result has the savepoint."""
     action = body or StopAction()
-    op = await p.lifecycle.stop(app_id, savepoint=action.savepoint, drain=action.drain, actor=who.name)
+    op = await p.lifecycle.stop(
+        app_id, savepoint=action.savepoint, drain=action.drain, actor=who.name, idempotency_key=key
+    )
     return await _accepted(p, op)
 
 
 @router.post("/{app_id}/upgrade", status_code=202)
 async def upgrade_app(
-    app_id: int, p: PlatformDep, who: AccountDep, body: UpgradeAction | None = None
+    app_id: int, p: PlatformDep, who: AccountDep, key: IdempotencyKey = None, body: UpgradeAction | None = None
 ) -> OperationAccepted:
     """Run another version (default: the current one) of a running app, keeping its state."""
     action = body or UpgradeAction()
-    op = await p.lifecycle.upgrade(app_id, version=action.version, drain=action.drain, actor=who.name)
+    op = await p.lifecycle.upgrade(
+        app_id, version=action.version, drain=action.drain, actor=who.name, idempotency_key=key
+    )
     return await _accepted(p, op)
 
 
 @router.post("/{app_id}/cancel", status_code=202)
-async def cancel_app(app_id: int, p: PlatformDep, who: AccountDep) -> OperationAccepted:
-    return await _accepted(p, await p.lifecycle.cancel(app_id, actor=who.name))
+async def cancel_app(app_id: int, p: PlatformDep, who: AccountDep, key: IdempotencyKey = None) -> OperationAccepted:
+    return await _accepted(p, await p.lifecycle.cancel(app_id, actor=who.name, idempotency_key=key))
 
 
 @router.post("/{app_id}/attach")
@@ -113,9 +135,11 @@ async def attach_app(app_id: int, body: AttachAction, p: PlatformDep, who: Accou
 
 
 @router.post("/{app_id}/savepoints", status_code=202)
-async def trigger_savepoint(app_id: int, p: PlatformDep, who: AccountDep) -> OperationAccepted:
+async def trigger_savepoint(
+    app_id: int, p: PlatformDep, who: AccountDep, key: IdempotencyKey = None
+) -> OperationAccepted:
     """Take a savepoint: its path is the operation's ``result.path``."""
-    return await _accepted(p, await p.lifecycle.savepoint(app_id, actor=who.name))
+    return await _accepted(p, await p.lifecycle.savepoint(app_id, actor=who.name, idempotency_key=key))
 
 
 @router.get("/{app_id}/operations")
