@@ -42,7 +42,7 @@ _NULS = (b"\\u0000", b"\x00", b"%00")
 
 
 MAX_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL and MariaDB
-_ID_PATH = re.compile(r"^(?:/api/v1)?/(?:apps|clusters|operations|variables|alert-channels)/(\d+)(?:/|$)")
+_ID_PATH = re.compile(r"^(?:/api/v1)?/(?:apps|clusters|operations|variables|alert-channels|users|teams)/(-?\d+)(?:/|$)")
 
 
 class TooLarge(Exception):
@@ -84,8 +84,13 @@ class Hardening:
             await send(message)
 
         found = _ID_PATH.match(scope.get("path", ""))
-        if found and int(found.group(1)) > MAX_ID:
+        if found and not 0 < int(found.group(1)) <= MAX_ID:
             await _problem(send_with_headers, 404, "id", f"no object with id {found.group(1)}")
+            return
+        query = scope.get("query_string") or b""
+        if b"%00" in query or b"\x00" in query:
+            name = next((k for k, v in parse_qsl(query.decode("latin-1")) if "\x00" in k + v), "(query)")
+            await _problem(send_with_headers, 422, name, "NUL characters (\\u0000) are not allowed; remove them")
             return
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()

@@ -5,11 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streampilot.domain.apps import AppSpec
 from streampilot.domain.urls import without_credentials
+from streampilot.domain.variables import NAME as VARIABLE_NAME
 from streampilot.store.orm import App, AppEvent, Cluster, ClusterEvent, FlinkHome, Jar, Operation, Snapshot, Variable
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
+class Body(BaseModel):
+    """A request body as JSON types it: unknown fields, "1" for a number or 0 for false are refused
+    (strict); a whole number written 2.0 is 2, as JSON Schema's ``integer`` allows."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        return {k: _whole(v) for k, v in data.items()} if isinstance(data, dict) else data
+
 
 # ---- actions --------------------------------------------------------------------------------
 
@@ -20,9 +42,8 @@ class AppCreate(AppSpec):
     team_id: int | None = Field(default=None, description="The owning team (default: its cluster's team)")
 
 
-class VariableCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+class VariableCreate(Body):
+    name: str = Field(min_length=1, max_length=100, pattern=VARIABLE_NAME.pattern)
     value: str = Field(max_length=65536)
     secret: bool = Field(default=False, description="Stored encrypted, never shown again, masked where resolved")
     description: str = Field(default="", max_length=500)
@@ -31,8 +52,7 @@ class VariableCreate(BaseModel):
     )
 
 
-class VariablePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VariablePatch(Body):
     value: str | None = Field(default=None, max_length=65536)
     secret: bool | None = None
     description: str | None = Field(default=None, max_length=500)
@@ -64,10 +84,9 @@ class VariableOut(BaseModel):
         )
 
 
-class ExplainRequest(BaseModel):
+class ExplainRequest(Body):
     """A SQL script not (yet) saved as an app version, planned as it would run on ``cluster_id``."""
 
-    model_config = ConfigDict(extra="forbid")
     cluster_id: int
     sql: str = Field(min_length=1, max_length=1_000_000)
     runtime_mode: Literal["streaming", "batch"] = "streaming"
@@ -90,32 +109,29 @@ class AppPatch(BaseModel):
     current_version: int | None = Field(default=None, ge=1)
 
 
-class StartAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StartAction(Body):
     restore: str = Field(default="none", description='"none", "latest" or a savepoint/checkpoint path')
     allow_non_restored_state: bool = False
     version: int | None = Field(default=None, ge=1)
 
 
-class StopAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StopAction(Body):
     savepoint: bool = True
     drain: bool = False
 
 
-class UpgradeAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UpgradeAction(Body):
     version: int | None = Field(default=None, ge=1, description="The version to run (default: the current one)")
     drain: bool = Field(default=False, description="Session clusters: drain the pipeline before the savepoint")
 
 
-class AttachAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    job_id: str = Field(min_length=1, description="The Flink job id to attach the application to")
+class AttachAction(Body):
+    job_id: str = Field(
+        pattern=r"^\s*[0-9a-fA-F]{32}\s*$", description="The Flink job id (32 hex digits) to attach the application to"
+    )
 
 
-class ClusterCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClusterCreate(Body):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     kind: Literal["local", "standalone", "kubernetes-application", "kubernetes-session"]
     rest_url: str | None = None
@@ -132,8 +148,7 @@ class ClusterCreate(BaseModel):
     )
 
 
-class FlinkHomeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FlinkHomeCreate(Body):
     name: str = Field(min_length=1, max_length=100)
     path: str = Field(min_length=1)
 

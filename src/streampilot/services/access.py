@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streampilot.domain.access import DOING, SYSTEM, Principal, Role
 from streampilot.domain.errors import SpecError
-from streampilot.services.errors import Forbidden, NotFound
+from streampilot.services.errors import Conflict, Forbidden, NotFound
 from streampilot.store.orm import Account, AuditEvent, Membership, Team
 
 # Nobody: what an HTTP request acts as until it has authenticated (sees nothing, may do nothing).
@@ -104,7 +104,7 @@ async def team_for_new(s: AsyncSession, team_id: int | None, what: str) -> int:
     if who.admin:
         found = (await s.execute(sa.select(Team.id).where(Team.name == "default"))).scalar_one_or_none()
         if found is None:
-            raise SpecError.one("team_id", "there is no team named 'default': say which team with team_id")
+            raise Conflict("there is no team named 'default' any more: say which team with team_id")
         return int(found)
     able = sorted(t for t, role in who.roles.items() if role.allows(Role.DEVELOPER))
     if len(able) == 1:

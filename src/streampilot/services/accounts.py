@@ -32,7 +32,8 @@ ADMIN = "admin"
 USER = "user"
 MIN_PASSWORD = 8
 MAX_TOKEN_DAYS = 3650
-_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
+USER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$"
+_USER_NAME = re.compile(USER_NAME)
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from streampilot.domain.apps import AppKind, AppSpec, Checkpointing
+from streampilot.domain.throttle import LoginThrottle
 from streampilot.flink.launch import LaunchError, RunnerBuilder
 from streampilot.services.accounts import AccountService, SessionService
 from streampilot.services.apps import AppService
@@ -73,6 +74,7 @@ class Platform:
             engine=engine,
             sessions=sessions(engine),
             runners=RunnerBuilder(self.settings.home / "runners"),
+            logins=LoginThrottle(failures=self.settings.login_failures_per_minute),
         )
         self.tracker = Tracker(self.ctx)
         self.dispatcher = Dispatcher(self.ctx)

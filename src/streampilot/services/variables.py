@@ -93,7 +93,8 @@ class VariableService:
                 raise NotFound(f"no variable with id {variable_id}")
             before = {"secret": row.secret, "description": row.description}
             if secret is False and row.secret and value is None:
-                raise SpecError.one("value", "a secret made plain needs its value again; give value")
+                # Depends on what is stored (the value is sealed), not on the request alone: 409.
+                raise Conflict(f"variable {row.name!r} is secret: to make it plain, give its value again")
             plain = value if value is not None else await asyncio.to_thread(self.ctx.secrets.open, row.value)
             now_secret = row.secret if secret is None else secret
             row.value = await self._stored(plain, now_secret)

@@ -96,7 +96,11 @@ async def home() -> Response:
 # ---- application list -------------------------------------------------------------------------
 async def app_rows(p: Platform, state: str | None, cluster_id: int | None) -> list[dict[str, Any]]:
     rows = await p.apps.list_with_specs(state, cluster_id)
-    return [{"app": app, "kind": spec.get("kind"), "cluster": cluster} for app, spec, cluster in rows]
+    teams = {t.id: t.name for t in await p.teams.list_teams()}
+    return [
+        {"app": app, "kind": spec.get("kind"), "cluster": cluster, "team": teams.get(app.team_id, "")}
+        for app, spec, cluster in rows
+    ]
 
 
 def _filters(request: Request) -> tuple[str | None, int | None]:

@@ -40,7 +40,7 @@ async def _alerts(p: PlatformDep, app_id: int | None, limit: int) -> list[AlertO
 
 @router.get("/alerts")
 async def list_alerts(
-    p: PlatformDep, app_id: int | None = None, limit: int = Query(200, ge=1, le=5000)
+    p: PlatformDep, app_id: int | None = Query(None, ge=1, le=2**31 - 1), limit: int = Query(200, ge=1, le=5000)
 ) -> list[AlertOut]:
     return await _alerts(p, app_id, limit)
 

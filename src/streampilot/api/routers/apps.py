@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 
 from streampilot.api.deps import AccountDep, PlatformDep, account
+from streampilot.api.hardening import MAX_ID
 from streampilot.api.schemas import (
     AppCreate,
     AppOut,
@@ -21,6 +22,7 @@ from streampilot.api.schemas import (
     UpgradeAction,
 )
 from streampilot.domain.apps import AppSpec
+from streampilot.domain.states import AppState
 from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.services.errors import Unavailable
 from streampilot.services.platform import Platform
@@ -36,7 +38,11 @@ async def _out(p: Platform, app: App, with_spec: bool = False) -> AppOut:
 
 
 @router.get("")
-async def list_apps(p: PlatformDep, state: str | None = None, cluster_id: int | None = None) -> list[AppOut]:
+async def list_apps(
+    p: PlatformDep,
+    state: AppState | None = None,
+    cluster_id: int | None = Query(None, ge=1, le=MAX_ID),
+) -> list[AppOut]:
     return [
         AppOut.of(a, AppSpec.model_validate(spec)) for a, spec, _ in await p.apps.list_with_specs(state, cluster_id)
     ]
@@ -200,7 +206,9 @@ async def list_versions(app_id: int, p: PlatformDep) -> list[dict[str, Any]]:
 
 
 @router.get("/{app_id}/versions/diff")
-async def diff_versions(app_id: int, p: PlatformDep, a: int = Query(ge=1), b: int = Query(ge=1)) -> dict[str, str]:
+async def diff_versions(
+    app_id: int, p: PlatformDep, a: int = Query(ge=1, le=MAX_ID), b: int = Query(ge=1, le=MAX_ID)
+) -> dict[str, str]:
     return {"diff": await p.apps.diff(app_id, a, b)}
 
 

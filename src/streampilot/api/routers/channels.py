@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from streampilot.api.deps import PlatformDep, account
+from streampilot.api.schemas import Body
 
 router = APIRouter(prefix="/api/v1/alert-channels", tags=["alerts"], dependencies=[Depends(account)])
 
 
-class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChannelCreate(Body):
     name: str = Field(min_length=1, max_length=100)
-    kind: str
+    kind: Literal["email", "webhook", "slack", "dingtalk", "wecom", "lark"]
     config: dict[str, Any]
     team_id: int | None = Field(
         default=None, description="The owning team (default: your only team where you may create)"
     )
 
 
-class ChannelPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChannelPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     config: dict[str, Any] | None = None
 

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1", tags=["explain"], dependencies=[Depends(acc
 
 
 @router.post("/apps/{app_id}/explain")
-async def explain_app(app_id: int, p: PlatformDep, version: int | None = Query(None, ge=1)) -> ExplainOut:
+async def explain_app(app_id: int, p: PlatformDep, version: int | None = Query(None, ge=1, le=2**31 - 1)) -> ExplainOut:
     """Flink's plan of the app's script (its current version unless ``version`` is given)."""
     app = await p.apps.get(app_id)
     v, spec = await p.apps.spec(app_id, version)

@@ -33,11 +33,14 @@ async def add_home(body: FlinkHomeCreate, p: PlatformDep) -> FlinkHomeOut:
 
 @router.post("/jars", status_code=201, tags=["jars"])
 async def upload_jar(
-    file: UploadFile, p: PlatformDep, team_id: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None
+    file: UploadFile,
+    p: PlatformDep,
+    team_id: Annotated[str | None, Form(pattern=r"^([1-9][0-9]{0,8}|null)?$", description="a team's id")] = None,
 ) -> JarOut:
     """Upload a jar for ``team_id`` (default: your only team where you may create)."""
     content = await file.read()
-    return JarOut.of(await p.jars.store(file.filename or "job.jar", content, team_id))
+    team = int(team_id) if team_id and team_id != "null" else None  # a form's fields are text
+    return JarOut.of(await p.jars.store(file.filename or "job.jar", content, team))
 
 
 @router.post("/secrets/rotate", tags=["secrets"])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from streampilot.api.deps import PlatformDep, account
+from streampilot.api.schemas import Body
+from streampilot.domain.errors import SpecError
 from streampilot.services.audit import AuditQuery
 from streampilot.store.orm import AuditEvent, Team
 
@@ -17,16 +19,14 @@ router = APIRouter(prefix="/api/v1", tags=["teams"], dependencies=[Depends(accou
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-class TeamCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+class TeamCreate(Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     description: str = Field(default="", max_length=500)
 
 
-class MemberSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemberSet(Body):
     user_id: int = Field(ge=1, le=2**31 - 1)
-    role: str = Field(description="owner, developer, operator or viewer")
+    role: Literal["owner", "developer", "operator", "viewer"]
 
 
 class MemberOut(BaseModel):
@@ -121,6 +121,20 @@ async def remove_member(team_id: Id, user_id: Id, p: PlatformDep) -> Response:
     return Response(status_code=204)
 
 
+TIME = "an RFC 3339 time, e.g. 2026-11-22T10:00:00Z (UTC unless it says otherwise)"
+
+
+def _time(field: str, text: str | None) -> datetime | None:
+    """An ISO 8601 time (not a number of seconds: that is a mistake more often than a wish)."""
+    if not text:
+        return None
+    try:
+        found = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lower-case t and z
+    except ValueError:
+        raise SpecError.one(field, f"{text!r} is not an ISO 8601 time such as 2026-11-22T10:00:00Z") from None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
 @router.get("/audit", tags=["audit"])
 async def audit(
     p: PlatformDep,
@@ -129,10 +143,12 @@ async def audit(
     action: str | None = Query(None, max_length=40),
     object_kind: str | None = Query(None, max_length=40, description="app, cluster, alert_channel, variable, ..."),
     object_id: int | None = Query(None, ge=1, le=2**31 - 1),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: str | None = Query(None, description=TIME, json_schema_extra={"format": "date-time"}),
+    until: str | None = Query(None, description=TIME, json_schema_extra={"format": "date-time"}),
     limit: int = Query(200, ge=1, le=5000),
 ) -> list[AuditOut]:
     """Who changed or operated what, newest first: your teams' events (a platform admin: all)."""
-    query = AuditQuery(team_id, actor, action, object_kind, object_id, since, until, limit)
+    query = AuditQuery(
+        team_id, actor, action, object_kind, object_id, _time("since", since), _time("until", until), limit
+    )
     return [AuditOut.of(e) for e in await p.audit.events(query)]

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from streampilot.api.deps import AccountDep, PlatformDep, account, client_of
+from streampilot.api.schemas import Body
 from streampilot.services import access
-from streampilot.services.accounts import NewToken
+from streampilot.services.accounts import MIN_PASSWORD, USER_NAME, NewToken
 from streampilot.services.errors import Unauthorized
 from streampilot.store.orm import Account, ApiToken
 
@@ -21,17 +22,17 @@ router = APIRouter(prefix="/api/v1", tags=["users"], dependencies=[Depends(accou
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
-    password: str | None = Field(default=None, max_length=1000, description="None: the user logs in by token only")
+class UserCreate(Body):
+    name: str = Field(min_length=1, max_length=100, pattern=USER_NAME)
+    password: str | None = Field(
+        default=None, min_length=MIN_PASSWORD, max_length=1000, description="None: the user logs in by token only"
+    )
     admin: bool = False
     email: str | None = Field(default=None, max_length=320)
 
 
-class UserPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    password: str | None = Field(default=None, max_length=1000)
+class UserPatch(Body):
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD, max_length=1000)
     admin: bool | None = None
     disabled: bool | None = None
 
@@ -67,9 +68,8 @@ class MeOut(UserOut):
     teams: list[TeamRole]
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+class TokenCreate(Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$")
     expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="None: it does not expire")
 
 
@@ -93,8 +93,7 @@ class TokenCreated(TokenOut):
         return cls(**TokenOut.of(new.row).model_dump(), token=new.secret)
 
 
-class PasswordLogin(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PasswordLogin(Body):
     name: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=1000)
     token_name: str = Field(default="cli", min_length=1, max_length=100)
