@@ -276,3 +276,21 @@ def tmp_key(folder: Path, key: bytes) -> Path:
     path = folder / "old.key"
     path.write_bytes(key)
     return path
+
+
+async def test_huge_numbers_and_long_urls_are_field_errors(api: httpx.AsyncClient) -> None:
+    """Found by the review: `1e308` seconds and a rest_url over 1,000 characters were 500s."""
+    clusters = (await api.get("/api/v1/clusters")).json()
+    body = {"name": "huge", "kind": "sql", "sql": DATAGEN_SQL, "cluster_id": clusters[0]["id"] if clusters else 1}
+    for checkpointing in ({"interval_s": 1e308}, {"timeout_s": 1e308}, {"interval_s": float("1e20")}):
+        resp = await api.post("/api/v1/apps", json={**body, "checkpointing": checkpointing})
+        assert resp.status_code == 422, (checkpointing, resp.text)
+        assert resp.json()["detail"][0]["field"].startswith("checkpointing"), resp.text
+    resp = await api.post(
+        "/api/v1/clusters",
+        json={"name": "long", "kind": "standalone", "rest_url": "http://flink.example/" + "a" * 2000},
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["field"] == "rest_url"
+    resp = await api.get("/api/v1/apps", params={"cluster_id": 10**15})
+    assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "cluster_id"

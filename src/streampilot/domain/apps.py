@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.errors import FieldProblem
+from streampilot.domain.limits import MAX_INT, YEAR_S
 from streampilot.domain.restart import RestartStrategy
 
 
@@ -29,25 +30,25 @@ class _Strict(BaseModel):
 
 class Checkpointing(_Strict):
     interval_s: float | None = Field(
-        default=None, gt=0, description="Checkpoint every this many seconds; null turns checkpointing off."
+        default=None, gt=0, le=YEAR_S, description="Checkpoint every this many seconds; null turns checkpointing off."
     )
-    timeout_s: float = Field(default=600.0, gt=0)
-    min_pause_s: float = Field(default=0.0, ge=0)
+    timeout_s: float = Field(default=600.0, gt=0, le=YEAR_S)
+    min_pause_s: float = Field(default=0.0, ge=0, le=YEAR_S)
     mode: Literal["exactly_once", "at_least_once"] = "exactly_once"
-    tolerable_failed_checkpoints: int = Field(default=0, ge=0)
+    tolerable_failed_checkpoints: int = Field(default=0, ge=0, le=MAX_INT)
     retain_on_cancel: bool = True
     storage_dir: str | None = Field(default=None, min_length=1)
 
 
 class CheckpointFailurePolicy(_Strict):
-    failures: int = Field(ge=1, description="How many distinct failed checkpoints ...")
-    window_s: float = Field(gt=0, description="... within this many seconds ...")
+    failures: int = Field(ge=1, le=MAX_INT, description="How many distinct failed checkpoints ...")
+    window_s: float = Field(gt=0, le=YEAR_S, description="... within this many seconds ...")
     action: Literal["restart", "alert"] = "alert"
 
 
 class AutoRestart(_Strict):
-    max_restarts: int = Field(ge=0, description="restarts after real failures within window_s (the budget)")
-    window_s: float = Field(gt=0)
+    max_restarts: int = Field(ge=0, le=MAX_INT, description="restarts after real failures within window_s (the budget)")
+    window_s: float = Field(gt=0, le=YEAR_S)
     initial_backoff_s: float = Field(default=1.0, gt=0, le=86400, description="wait before the first restart")
     max_backoff_s: float = Field(default=300.0, gt=0, le=86400, description="the longest wait between restarts")
     multiplier: float = Field(default=2.0, ge=1, le=100, description="each further restart waits this much longer")
@@ -55,7 +56,7 @@ class AutoRestart(_Strict):
 
 
 class CheckpointStall(_Strict):
-    after_s: float = Field(gt=0, description="No completed checkpoint for this long is a stall.")
+    after_s: float = Field(gt=0, le=YEAR_S, description="No completed checkpoint for this long is a stall.")
     restart: bool = False
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streampilot.domain.limits import MAX_INT, YEAR_S
+
 
 class _Strategy(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,25 +25,25 @@ class NoRestart(_Strategy):
 
 class FixedDelay(_Strategy):
     type: Literal["fixed-delay"]
-    attempts: int = Field(default=3, ge=1)
-    delay_s: float = Field(default=1.0, ge=0)
+    attempts: int = Field(default=3, ge=1, le=MAX_INT)
+    delay_s: float = Field(default=1.0, ge=0, le=YEAR_S)
 
 
 class FailureRate(_Strategy):
     type: Literal["failure-rate"]
-    max_failures: int = Field(default=3, ge=1)
-    interval_s: float = Field(default=300.0, gt=0)
-    delay_s: float = Field(default=1.0, ge=0)
+    max_failures: int = Field(default=3, ge=1, le=MAX_INT)
+    interval_s: float = Field(default=300.0, gt=0, le=YEAR_S)
+    delay_s: float = Field(default=1.0, ge=0, le=YEAR_S)
 
 
 class ExponentialDelay(_Strategy):
     type: Literal["exponential-delay"]
-    initial_backoff_s: float = Field(default=1.0, gt=0)
-    max_backoff_s: float = Field(default=300.0, gt=0)
-    multiplier: float = Field(default=1.5, ge=1)
-    reset_threshold_s: float = Field(default=3600.0, gt=0)
+    initial_backoff_s: float = Field(default=1.0, gt=0, le=YEAR_S)
+    max_backoff_s: float = Field(default=300.0, gt=0, le=YEAR_S)
+    multiplier: float = Field(default=1.5, ge=1, le=100)
+    reset_threshold_s: float = Field(default=3600.0, gt=0, le=YEAR_S)
     jitter: float = Field(default=0.1, ge=0, le=1)
-    attempts: int | None = Field(default=None, ge=1)
+    attempts: int | None = Field(default=None, ge=1, le=MAX_INT)
 
     @model_validator(mode="after")
     def _backoffs_ordered(self) -> ExponentialDelay:
