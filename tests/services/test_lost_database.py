@@ -104,3 +104,12 @@ async def test_an_unconfirmed_commit_is_503_and_the_change_is_there(
     assert resp.headers["retry-after"] == "1" and "retry" in resp.json()["detail"]
     after = (await api.get(f"/api/v1/apps/{app_id}")).json()
     assert after["current_version"] == 2 and after["spec"]["parallelism"] == 3
+
+
+async def test_an_instance_without_its_database_is_not_ready(api: httpx.AsyncClient, proxy: DbProxy) -> None:
+    assert (await api.get("/api/v1/health/ready")).status_code == 200
+    await proxy.stop()  # the database is gone (and every connection to it)
+    resp = await api.get("/api/v1/health/ready")
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["checks"]["database"].startswith("not reachable")
+    assert (await api.get("/api/v1/health")).status_code == 200  # alive all the same: liveness is not readiness

@@ -142,6 +142,7 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     app.include_router(setup_pages.router)
     app.include_router(people_pages.router)
     app.include_router(system.public)
+    app.include_router(system.metrics_router)
     app.include_router(artifacts.router)
     app.include_router(users.public)
     app.include_router(system.router)

@@ -169,6 +169,7 @@ class ClusterService:
             await s.execute(sa.delete(Cluster).where(Cluster.id == cluster_id))
             access.audit(s, "delete", "cluster", cluster_id, name=cluster.name, team_id=cluster.team_id)
         self.ctx.forget_client(cluster_id)
+        self.ctx.metrics.forget_cluster(cluster_id)
 
     async def local(self, cluster: Cluster) -> LocalCluster:
         if cluster.kind != LOCAL:

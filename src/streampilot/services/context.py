@@ -14,6 +14,7 @@ from streampilot.flink.client import FlinkClient
 from streampilot.flink.homes import HomeInfo
 from streampilot.flink.launch import JarUploads, RunnerBuilder
 from streampilot.services.artifacts import ArtifactStore
+from streampilot.services.metrics import PlatformMetrics
 from streampilot.services.secrets import SecretBox
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
@@ -41,6 +42,7 @@ class Context:
     # One PyFlink submission at a time per JobManager (see StandaloneTarget.submit), by REST URL.
     python_submits: dict[str, asyncio.Lock] = field(default_factory=dict)
     logins: LoginThrottle = field(default_factory=LoginThrottle)  # wrong tokens per client
+    metrics: PlatformMetrics = field(default_factory=PlatformMetrics)  # /metrics (services/metrics.py)
     _secret_box: SecretBox | None = None
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
     _url_clients: dict[str, FlinkClient] = field(default_factory=dict)  # Flink REST APIs on Kubernetes

@@ -97,6 +97,7 @@ class Dispatcher:
                     ).scalar_one_or_none()
                     if last is not None and alert.at - last < timedelta(seconds=settings.throttle_s):
                         delivery.status, delivery.next_attempt_at = SUPPRESSED, None
+                        self.ctx.metrics.deliveries.labels("suppressed").inc()
                     s.add(delivery)
                     await s.flush()
 
@@ -243,12 +244,16 @@ class Dispatcher:
             if result.ok:
                 delivery.status, delivery.sent_at, delivery.next_attempt_at = SENT, utcnow(), None
                 delivery.last_error = None
+                outcome = "sent"
             elif result.temporary and delivery.attempts < settings.max_attempts:
                 wait = result.retry_after_s or settings.backoff_s * 2 ** (delivery.attempts - 1)
                 delivery.next_attempt_at = utcnow() + timedelta(seconds=wait)
                 delivery.last_error = result.detail
+                outcome = "retry"
             else:
                 delivery.status, delivery.next_attempt_at, delivery.last_error = FAILED, None, result.detail
+                outcome = "failed"
+        self.ctx.metrics.deliveries.labels(outcome).inc()
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +19,17 @@ class Loop:
     passes: int = 0
     overruns: int = 0
     last_error: str | None = None
+    on_pass: Callable[[str, float, bool], None] | None = None  # (loop, seconds, ok): for /metrics
+    last_pass_at: float | None = None  # time.monotonic() when a pass last ended
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def stale(self, now: float | None = None) -> bool:
+        """Whether the loop has not finished a pass for three intervals (at least 30 s): stuck or dead."""
+        if self._task is None:
+            return False
+        limit = max(3 * self.interval_s, 30.0)
+        now = time.monotonic() if now is None else now
+        return self._task.done() or (self.last_pass_at is not None and now - self.last_pass_at > limit)
 
     async def _forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -34,6 +45,9 @@ class Loop:
                 log.exception("loop %s: pass failed", self.name)
             self.passes += 1
             elapsed = loop.time() - started
+            self.last_pass_at = time.monotonic()
+            if self.on_pass is not None:
+                self.on_pass(self.name, elapsed, self.last_error is None)
             if elapsed > self.interval_s:
                 self.overruns += 1
                 log.warning(

@@ -261,6 +261,7 @@ class Operations:
                 values["error"] = f"internal error: {type(exc).__name__}: {exc}"
             text = f"{oplog.verb} failed: {values['error']}"
         log.info("%s", text, extra={"app": oplog.app_id, "operation": oplog.op_id})
+        self.ctx.metrics.operations.labels(oplog.verb, values["state"]).inc()
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(Operation, oplog.op_id)
             if row is not None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
+import time
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -66,6 +70,8 @@ class Platform:
     policies: PolicyLoop = field(init=False)
     dispatcher: Dispatcher = field(init=False)
     loops: list[Loop] = field(default_factory=list)
+    # This process among streampilot's instances: in health answers, logs and (later) cluster leases.
+    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
 
     def __post_init__(self) -> None:
         engine = create_engine(self.settings.effective_database_url)
@@ -155,14 +161,34 @@ class Platform:
             )
         await Recovery(self.lifecycle).run_once()
 
+    async def readiness(self) -> dict[str, str]:
+        """What keeps this instance from doing its work: each check with "ok" or what is wrong."""
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(3):
+                async with self.ctx.engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure to reach it is the answer itself
+            checks["database"] = f"not reachable: {type(exc).__name__}"
+        now = time.monotonic()
+        for loop in self.loops:
+            if loop.stale(now):
+                since = f"{now - loop.last_pass_at:.0f} s ago" if loop.last_pass_at is not None else "never"
+                checks[f"loop:{loop.name}"] = f"no pass finished since {since}"
+            else:
+                checks[f"loop:{loop.name}"] = "ok"
+        return checks
+
     def start_loops(self) -> None:
         t = self.settings.tracking
+        seen = self.ctx.metrics.loop_pass_done
         self.loops = [
-            Loop("tracker", t.tick_s, self.tracker.run_once),
-            Loop("details", t.detail_every_s, self.tracker.details_once),
-            Loop("policies", t.tick_s, self.policies.run_once),
-            Loop("alerts", self.settings.alerts.dispatch_tick_s, self.dispatcher.run_once),
-            Loop("supervisor", self.settings.flink.supervise_every_s, Supervisor(self.ctx).run_once),
+            Loop("tracker", t.tick_s, self.tracker.run_once, on_pass=seen),
+            Loop("details", t.detail_every_s, self.tracker.details_once, on_pass=seen),
+            Loop("policies", t.tick_s, self.policies.run_once, on_pass=seen),
+            Loop("alerts", self.settings.alerts.dispatch_tick_s, self.dispatcher.run_once, on_pass=seen),
+            Loop("supervisor", self.settings.flink.supervise_every_s, Supervisor(self.ctx).run_once, on_pass=seen),
         ]
         for loop in self.loops:
             loop.start()

@@ -138,6 +138,7 @@ class Tracker:
         """Observe one cluster's apps and apply changes. None: the cluster did not answer; else the
         ids of the apps whose observation was still Unknown (an unrecognised job state)."""
         listing = await self._listing(cluster)
+        self.ctx.metrics.cluster_polled(cluster.id, cluster.name, listing.answered)
         at = utcnow()
         unknown: list[int] = []
         for app in apps:

@@ -5,20 +5,40 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, UploadFile
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streampilot import __version__
-from streampilot.api.deps import PlatformDep, account
+from streampilot.api.deps import AccountDep, PlatformDep, account
 from streampilot.api.schemas import FlinkHomeCreate, FlinkHomeOut, JarOut
 from streampilot.services import access
 from streampilot.services.rotation import rotate_secrets
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(account)])
 
 
 @public.get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok", "version": __version__}
+async def health(p: PlatformDep) -> dict[str, str]:
+    """The process answers (liveness); ``instance_id`` names the instance that answered."""
+    return {"status": "ok", "version": __version__, "instance_id": p.instance_id}
+
+
+@public.get("/health/ready", responses={503: {"description": "the database or a loop is not working"}})
+async def ready(p: PlatformDep) -> JSONResponse:
+    """Whether this instance does its work: the database answers and every loop keeps passing."""
+    checks = await p.readiness()
+    ok = all(v == "ok" for v in checks.values())
+    body = {"status": "ready" if ok else "not ready", "instance_id": p.instance_id, "checks": checks}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def metrics(p: PlatformDep, who: AccountDep) -> Response:
+    """The platform's metrics in Prometheus' text format (platform admins' tokens)."""
+    access.require_admin("read the platform's metrics")
+    return Response(p.ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/flink-homes", tags=["flink-homes"])
