@@ -32,6 +32,9 @@ class TrackingSettings(_Group):
     detail_every_s: float = Field(
         10.0, gt=0, description="how often checkpoint statistics and the configuration readback are read per job"
     )
+    lease_ttl_s: float = Field(
+        15.0, gt=0, description="instances sharing a database: a dead instance's clusters are taken over after this"
+    )
 
 
 class FlinkSettings(_Group):

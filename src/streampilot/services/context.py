@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -19,6 +19,9 @@ from streampilot.services.secrets import SecretBox
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
 from streampilot.targets.kubernetes.observer import KubernetesClusters
+
+if TYPE_CHECKING:
+    from streampilot.services.leases import LeaseKeeper
 
 
 @dataclass
@@ -43,10 +46,21 @@ class Context:
     python_submits: dict[str, asyncio.Lock] = field(default_factory=dict)
     logins: LoginThrottle = field(default_factory=LoginThrottle)  # wrong tokens per client
     metrics: PlatformMetrics = field(default_factory=PlatformMetrics)  # /metrics (services/metrics.py)
+    # The clusters this instance watches when several share the database (services/leases.py); None:
+    # every cluster (a platform without its loops, e.g. in a test that drives the tracker itself).
+    leases: LeaseKeeper | None = None
     _secret_box: SecretBox | None = None
     _clients: dict[int, FlinkClient] = field(default_factory=dict)
     _url_clients: dict[str, FlinkClient] = field(default_factory=dict)  # Flink REST APIs on Kubernetes
     _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def leases_ready(self) -> None:
+        if self.leases is not None:
+            await self.leases.ensure_started()
+
+    def watches(self, cluster_id: int) -> bool:
+        """Whether this instance tracks the cluster, applies its policies and delivers its apps' alerts."""
+        return self.leases is None or self.leases.holds(cluster_id)
 
     @property
     def home(self) -> Path:

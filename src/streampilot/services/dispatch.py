@@ -29,6 +29,7 @@ from streampilot.store.orm import Alert, AlertChannel, AlertDelivery, App, AppVe
 
 log = logging.getLogger("streampilot.alerts")
 PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
+CLAIM = timedelta(seconds=120)  # an attempt's hold on a delivery (longer than any send's timeouts)
 
 
 @dataclass
@@ -66,7 +67,15 @@ class Dispatcher:
         async with self.ctx.sessions() as s, s.begin():
             alerts = list(
                 (
-                    await s.execute(sa.select(Alert).where(Alert.fanned_out.is_(False)).order_by(Alert.id).limit(500))
+                    await s.execute(
+                        # Instances sharing the database fan each alert out once: rows one locks, the
+                        # others skip (SQLite has one writer anyway).
+                        sa.select(Alert)
+                        .where(Alert.fanned_out.is_(False))
+                        .order_by(Alert.id)
+                        .limit(500)
+                        .with_for_update(skip_locked=True)
+                    )
                 ).scalars()
             )
             for alert in alerts:
@@ -177,7 +186,25 @@ class Dispatcher:
             suppressed=suppressed,
         )
 
+    async def _claim(self, delivery_id: int) -> bool:
+        """Take a due delivery for one attempt: with several instances, exactly one sends it (the one
+        whose update moved its next attempt on); one that dies mid-attempt leaves it due again later."""
+        now = utcnow()
+        async with self.ctx.sessions() as s, s.begin():
+            taken = await s.execute(
+                sa.update(AlertDelivery)
+                .where(
+                    AlertDelivery.id == delivery_id,
+                    AlertDelivery.status == PENDING,
+                    AlertDelivery.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=now + CLAIM)
+            )
+            return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+
     async def attempt(self, delivery_id: int) -> SendResult | None:
+        if not await self._claim(delivery_id):
+            return None
         async with self.ctx.sessions() as s:
             delivery = await s.get(AlertDelivery, delivery_id)
             if delivery is None or delivery.status != PENDING:

@@ -85,6 +85,9 @@ class PlatformMetrics:
             ["outcome"],
             registry=r,
         )
+        self.lease_changes = Counter(
+            "streampilot_lease_changes_total", "Cluster leases this instance gained or lost", ["change"], registry=r
+        )
         r.register(_Freshness(self))
 
     def loop_pass_done(self, loop: str, seconds: float, ok: bool) -> None:

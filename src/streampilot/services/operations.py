@@ -154,6 +154,10 @@ class Operations:
         app_id = app.id
         now = utcnow()
         async with self.ctx.sessions() as s, s.begin():
+            if cause is not Cause.USER and self.ctx.leases is not None:
+                # The platform's own actions (policies) only by the instance watching the cluster, and
+                # only while it still does: a paused instance cannot restart a job another one watches.
+                await self.ctx.leases.fence(s, app.cluster_id)
             result = await s.execute(
                 sa.update(App)
                 .where(App.id == app_id, sa.or_(App.operation.is_(None), App.operation_since < now - STALE_OPERATION))

@@ -26,6 +26,7 @@ from streampilot.services.errors import ServiceError
 from streampilot.services.explain import Explainer
 from streampilot.services.homes import home_info
 from streampilot.services.jars import JarService
+from streampilot.services.leases import LeaseKeeper
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
 from streampilot.services.policies import PolicyLoop
@@ -183,7 +184,9 @@ class Platform:
     def start_loops(self) -> None:
         t = self.settings.tracking
         seen = self.ctx.metrics.loop_pass_done
+        keeper = self.ctx.leases = LeaseKeeper(self.ctx, self.instance_id)
         self.loops = [
+            Loop("leases", min(t.tick_s, t.lease_ttl_s / 3), keeper.run_once, on_pass=seen),
             Loop("tracker", t.tick_s, self.tracker.run_once, on_pass=seen),
             Loop("details", t.detail_every_s, self.tracker.details_once, on_pass=seen),
             Loop("policies", t.tick_s, self.policies.run_once, on_pass=seen),
@@ -197,6 +200,12 @@ class Platform:
         for loop in self.loops:
             await loop.stop()
         await self.policies.close()
+        if self.ctx.leases is not None:
+            try:
+                await self.ctx.leases.release_all()  # the others take over now, not after the lease's time
+            except Exception as exc:  # the database may be gone; the leases then simply expire
+                log.warning("could not hand back this instance's cluster leases: %s", exc)
+            self.ctx.leases = None
 
     async def start_local_clusters(self, *, create_default: bool) -> list[Cluster]:
         """Start (or adopt) local clusters the user wants running; create 'local' on first start."""

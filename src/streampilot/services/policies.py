@@ -42,6 +42,7 @@ from streampilot.flink.client import CheckpointStats, FlinkClient, FlinkError
 from streampilot.services.alerting import raise_alert
 from streampilot.services.context import Context
 from streampilot.services.errors import ServiceError
+from streampilot.services.leases import LeaseLost
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.restore_points import candidates as restore_candidates
 from streampilot.services.restore_points import snapshot_problem
@@ -100,6 +101,7 @@ class PolicyLoop:
         return self._specs[key]
 
     async def run_once(self) -> None:
+        await self.ctx.leases_ready()
         watched = [s.value for s in ACTIVE_STATES] + [AppState.FAILED.value, AppState.LOST.value]
         async with self.ctx.sessions() as s:
             rows = (
@@ -109,7 +111,13 @@ class PolicyLoop:
                     .where(App.state.in_(watched), App.running_version.is_not(None))
                 )
             ).all()
-        await asyncio.gather(*(self._check(app, cluster) for app, cluster in rows))
+        await asyncio.gather(*(self._guarded(app, cluster) for app, cluster in rows if self.ctx.watches(cluster.id)))
+
+    async def _guarded(self, app: App, cluster: Cluster) -> None:
+        try:
+            await self._check(app, cluster)
+        except LeaseLost as exc:
+            log.info("policies of app %s left to the instance that watches it now: %s", app.id, exc)
 
     async def _check(self, app: App, cluster: Cluster) -> None:
         if app.id in self.actions or app.operation:
@@ -326,13 +334,19 @@ class PolicyLoop:
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app.id)
             if row is not None:
+                await self._fence(s, row)
                 await record_event(s, row, row.state, Cause.POLICY, text)
+
+    async def _fence(self, s: Any, row: App) -> None:
+        if self.ctx.leases is not None:  # only while this instance still watches the app's cluster
+            await self.ctx.leases.fence(s, row.cluster_id)
 
     async def _event(self, app: App, text: str, reason: AlertReason, facts: dict[str, Any]) -> None:
         async with self.ctx.sessions() as s, s.begin():
             row = await lock_app(s, app.id)
             if row is None:
                 return
+            await self._fence(s, row)
             await record_event(s, row, row.state, Cause.POLICY, text)
             raise_alert(s, row, reason, text, **facts)
 
@@ -342,6 +356,8 @@ class PolicyLoop:
         async def run() -> None:
             try:
                 await work
+            except LeaseLost as exc:
+                log.info("policy action for app %s left to the instance that watches it now: %s", app_id, exc)
             except ServiceError as exc:
                 log.warning("policy action for app %s did not go through: %s", app_id, exc)
                 async with self.ctx.sessions() as s, s.begin():

@@ -71,7 +71,10 @@ class Supervisor:
             clusters = list(
                 (await s.execute(sa.select(Cluster).where(Cluster.kind == LOCAL, Cluster.desired_running))).scalars()
             )
+        await self.ctx.leases_ready()
         for cluster in clusters:
+            if not self.ctx.watches(cluster.id):
+                continue
             if self.ctx.cluster_phases.get(cluster.id) != "RUNNING":
                 continue  # starting, stopping, stopped or given up: not ours to touch now
             local = await ClusterService(self.ctx).local(cluster)

@@ -33,9 +33,10 @@ from streampilot.flink.client import CheckpointStats, FlinkError
 from streampilot.services.alerting import alert_for_transition, raise_alert
 from streampilot.services.context import Context
 from streampilot.services.failures import failure_reason
+from streampilot.services.leases import LeaseLost
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
-from streampilot.store.orm import App, AppVersion, Cluster, Snapshot, utcnow
+from streampilot.store.orm import App, AppVersion, Cluster, ClusterLease, Snapshot, utcnow
 from streampilot.targets.port import Listing
 
 log = logging.getLogger("streampilot.tracker")
@@ -94,9 +95,10 @@ class Tracker:
         return await target_for(self.ctx, cluster).observe_all()
 
     async def run_once(self) -> None:
+        await self.ctx.leases_ready()
         started = utcnow()
         async with self.ctx.sessions() as s:
-            clusters = {c.id: c for c in (await s.execute(sa.select(Cluster))).scalars()}
+            clusters = {c.id: c for c in (await s.execute(sa.select(Cluster))).scalars() if self.ctx.watches(c.id)}
             # Plain rows, not ORM objects: this runs every tick over every app with a job.
             apps: list[Any] = list((await s.execute(sa.select(*TRACKED).where(App.job_id.is_not(None)))).all())
         by_cluster: dict[int, list[TrackedApp]] = defaultdict(list)
@@ -132,6 +134,15 @@ class Tracker:
             )
             if unknown_ids:
                 update = update.where(App.id.not_in(unknown_ids))
+            if self.ctx.leases is not None:  # fenced: only clusters whose lease this instance still holds
+                keeper = self.ctx.leases
+                update = update.where(
+                    App.cluster_id.in_(
+                        sa.select(ClusterLease.cluster_id).where(
+                            ClusterLease.instance_id == keeper.instance_id, ClusterLease.expires_at > at
+                        )
+                    )
+                )
             await s.execute(update)
 
     async def _observe_cluster(self, cluster: Cluster, apps: list[TrackedApp]) -> list[int] | None:
@@ -159,6 +170,8 @@ class Tracker:
             row = await lock_app(s, app_id)
             if row is None or row.job_id != job_id:
                 return
+            if self.ctx.leases is not None:
+                await self.ctx.leases.fence(s, row.cluster_id)
             for note in pod_changes(row.jobmanager_pods, pods):
                 await record_event(s, row, row.state, Cause.OBSERVER, note, at=at)
             row.jobmanager_pods = pods
@@ -202,6 +215,8 @@ class Tracker:
                 self._tell_why(app_id, job_id)
         except StateChanged:
             pass  # another writer got there first; the next observation decides again
+        except LeaseLost as exc:
+            log.info("observation of app %s not stored: %s", app_id, exc)
 
     async def _apply(self, app_id: int, job_id: str, obs: Observation) -> AppState | None:
         """Store what the observation means; the state the app moved to, if it moved."""
@@ -209,6 +224,8 @@ class Tracker:
             row = await lock_app(s, app_id)
             if row is None or row.job_id != job_id:
                 return None  # a new start replaced the job meanwhile
+            if self.ctx.leases is not None:
+                await self.ctx.leases.fence(s, row.cluster_id)  # another instance may watch it now
             d = self._decide(row, obs)
             fields: dict[str, object] = {
                 "unconfirmed_since": d.unconfirmed_since,
@@ -255,6 +272,7 @@ class Tracker:
 
     # ---- per-job detail ----------------------------------------------------------------------
     async def details_once(self) -> None:
+        await self.ctx.leases_ready()
         async with self.ctx.sessions() as s:
             rows = (
                 await s.execute(
@@ -272,7 +290,7 @@ class Tracker:
                 except FlinkError as exc:
                     log.debug("detail of app %s: %s", app.id, exc)
 
-        await asyncio.gather(*(one(app, cluster) for app, cluster in rows))
+        await asyncio.gather(*(one(app, cluster) for app, cluster in rows if self.ctx.watches(cluster.id)))
 
     async def detail(self, app: App, cluster: Cluster) -> None:
         assert app.job_id is not None

@@ -149,6 +149,26 @@ class Cluster(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class Instance(Base):
+    """A running streampilot process sharing this database; alive while its heartbeat is fresh."""
+
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ClusterLease(Base):
+    """Which instance watches a cluster (tracking, policies, alerts of its apps) until ``expires_at``.
+    ``token`` grows at each takeover: a write fenced by an old token is refused."""
+
+    __tablename__ = "cluster_leases"
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(sa.String(100), index=True)
+    token: Mapped[int] = mapped_column(sa.BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ClusterEvent(Base):
     """The timeline of a cluster the platform runs: processes that died and were started again, budgets."""
 

@@ -12,6 +12,7 @@ from streampilot import __version__
 from streampilot.api.deps import AccountDep, PlatformDep, account
 from streampilot.api.schemas import FlinkHomeCreate, FlinkHomeOut, JarOut
 from streampilot.services import access
+from streampilot.services.leases import instances
 from streampilot.services.rotation import rotate_secrets
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
@@ -39,6 +40,13 @@ async def metrics(p: PlatformDep, who: AccountDep) -> Response:
     """The platform's metrics in Prometheus' text format (platform admins' tokens)."""
     access.require_admin("read the platform's metrics")
     return Response(p.ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/instances", tags=["health"])
+async def list_instances(p: PlatformDep) -> list[dict[str, object]]:
+    """The streampilot instances sharing this database, each with the clusters it watches (platform admins)."""
+    access.require_admin("see the platform's instances")
+    return await instances(p.ctx)
 
 
 @router.get("/flink-homes", tags=["flink-homes"])
