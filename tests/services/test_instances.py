@@ -1,4 +1,4 @@
-"""Three instances on one PostgreSQL database (fake target): clusters shared out by leases, a dead
+"""Three instances on one PostgreSQL (and MariaDB) database (fake target): clusters shared out by leases, a dead
 instance's clusters taken over within the lease's time, a paused one fenced off, every alert once."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.conftest import test_settings as settings_for
 from tests.helpers import DATAGEN_SQL
 from tests.services.conftest import finished
 
-pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+pytestmark = pytest.mark.parametrize("db_url", ["postgresql", "mysql"], indirect=True)
 TICK, TTL = 0.2, 2.0
 
 
