@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     max_body_mb: int = Field(2, ge=1, le=1024, description="the largest request body (JSON, forms) the API accepts")
     max_upload_mb: int = Field(512, ge=1, le=16384, description="the largest jar upload the API accepts")
     session_hours: float = Field(12.0, gt=0, le=24 * 90, description="how long a console login lasts")
+    push: bool = Field(
+        True, description="local Flink 2.x clusters push each job status change to streampilot (polling confirms)"
+    )
     login_failures_per_minute: int = Field(
         10, ge=1, description="wrong tokens or passwords from one address within a minute before it is blocked"
     )

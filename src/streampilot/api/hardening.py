@@ -42,6 +42,10 @@ _NULS = (b"\\u0000", b"\x00", b"%00")
 
 
 MAX_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL and MariaDB
+_API_ID = re.compile(
+    r"^/api/v1/(?:apps|clusters|operations|variables|alert-channels|users|teams)/([^/]+)(?:/|$)"
+)
+_DIGITS = re.compile(r"^-?[0-9]+$")
 _ID_PATH = re.compile(r"^(?:/api/v1)?/(?:apps|clusters|operations|variables|alert-channels|users|teams)/(-?\d+)(?:/|$)")
 
 
@@ -83,6 +87,11 @@ class Hardening:
                 message["headers"] = [*message.get("headers", []), *(h for h in HEADERS if h[0] not in present)]
             await send(message)
 
+        found = _API_ID.match(scope.get("path", ""))
+        if found and not (_DIGITS.match(found.group(1)) and 0 < int(found.group(1)) <= MAX_ID):
+            # An id is digits only ("9\r" is not 9, "None" is no id): anything else names nothing.
+            await _problem(send_with_headers, 404, "id", f"no object with id {found.group(1)!r}")
+            return
         found = _ID_PATH.match(scope.get("path", ""))
         if found and not 0 < int(found.group(1)) <= MAX_ID:
             await _problem(send_with_headers, 404, "id", f"no object with id {found.group(1)}")

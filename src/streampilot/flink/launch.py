@@ -33,6 +33,8 @@ from streampilot.flink.homes import HomeInfo
 RUNNER_SOURCE = Path(__file__).parent / "runner" / "StreampilotSqlRunner.java"
 PYTHON_LAUNCHER = Path(__file__).parent / "runner" / "pyflink_launcher.py"
 RUNNER_CLASS = "io.streampilot.StreampilotSqlRunner"
+STATUS_PUSH_SOURCE = Path(__file__).parent / "runner" / "StreampilotStatusPush.java"
+STATUS_PUSH_CLASS = "io.streampilot.StreampilotStatusPush"
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 
 
@@ -98,22 +100,29 @@ class RunnerBuilder:
             return target
 
     async def sql_runner(self, home: HomeInfo) -> Path:
-        source_hash = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()[:12]
-        target = self.cache_dir / f"streampilot-sql-runner-{home.version}-{source_hash}.jar"
+        return await self._built(home, RUNNER_SOURCE, "streampilot-sql-runner", RUNNER_CLASS, "the SQL runner")
+
+    async def status_push(self, home: HomeInfo) -> Path:
+        """The JobManager's job status listener (Flink 2.x): a jar for a cluster's lib/."""
+        return await self._built(home, STATUS_PUSH_SOURCE, "streampilot-status-push", None, "the status listener")
+
+    async def _built(self, home: HomeInfo, source: Path, name: str, main_class: str | None, what: str) -> Path:
+        """``source`` compiled against the home's lib/ into a jar, once per Flink version and source."""
+        source_hash = hashlib.sha256(await asyncio.to_thread(source.read_bytes)).hexdigest()[:12]
+        target = self.cache_dir / f"{name}-{home.version}-{source_hash}.jar"
         async with self._lock:
             if target.exists():
                 return target
             if shutil.which("javac") is None or shutil.which("jar") is None:
-                raise LaunchError("javac and jar (a JDK) are needed to build the SQL runner; install a JDK 17")
+                raise LaunchError(f"javac and jar (a JDK) are needed to build {what}; install a JDK 17")
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory() as tmp:
                 classes = Path(tmp) / "classes"
                 classes.mkdir()
-                await _run("javac", "-d", str(classes), "-cp", home.lib_classpath, str(RUNNER_SOURCE))
-                partial = Path(tmp) / "runner.jar"
-                await _run(
-                    "jar", "--create", "--file", str(partial), "--main-class", RUNNER_CLASS, "-C", str(classes), "."
-                )
+                await _run("javac", "-d", str(classes), "-cp", home.lib_classpath, str(source))
+                partial = Path(tmp) / "built.jar"
+                entry = ["--main-class", main_class] if main_class else []
+                await _run("jar", "--create", "--file", str(partial), *entry, "-C", str(classes), ".")
                 shutil.move(str(partial), target)
             return target
 

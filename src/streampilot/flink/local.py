@@ -43,6 +43,7 @@ class LocalClusterLayout:
     slots: int = 4
     taskmanagers: int = 1
     extra_conf: tuple[tuple[str, str], ...] = ()
+    extra_jars: tuple[Path, ...] = ()  # put in the cluster's lib/ (streampilot's status listener)
 
     @property
     def rest_url(self) -> str:
@@ -112,7 +113,11 @@ class LocalClusterLayout:
         if lib.exists():
             shutil.rmtree(lib)
         lib.mkdir()
-        for jar in [*(self.home.path / "lib").glob("*.jar"), *(self.home.path / "opt").glob("flink-python*.jar")]:
+        for jar in [
+            *(self.home.path / "lib").glob("*.jar"),
+            *(self.home.path / "opt").glob("flink-python*.jar"),
+            *self.extra_jars,
+        ]:
             (lib / jar.name).symlink_to(jar)
         for f in (self.home.path / "conf").glob("log4j*.properties"):
             (conf_dir / f.name).write_text(f.read_text())

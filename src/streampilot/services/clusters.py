@@ -16,11 +16,13 @@ from streampilot.domain.errors import SpecError
 from streampilot.domain.states import ACTIVE_STATES
 from streampilot.domain.urls import without_credentials
 from streampilot.flink.homes import HomeInfo, NotAFlinkHome, bundled_home_path, inspect_home
+from streampilot.flink.launch import LaunchError
 from streampilot.flink.local import LocalCluster, LocalClusterError, LocalClusterLayout, free_port
 from streampilot.services import access
 from streampilot.services.context import Context
 from streampilot.services.errors import Conflict, NotFound, Unavailable
 from streampilot.services.homes import home_info
+from streampilot.services.push import push_configuration, pushes_to_local
 from streampilot.services.supervisor import supervision_status
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppEvent, Cluster, ClusterEvent, FlinkHome
@@ -179,6 +181,14 @@ class ClusterService:
             )
         home = await self.home_info(cluster.flink_home_id)
         opts = cluster.options
+        extra_conf: tuple[tuple[str, str], ...] = ()
+        extra_jars: tuple[Path, ...] = ()
+        if pushes_to_local(self.ctx, home.version):
+            try:
+                extra_jars = (await self.ctx.runners.status_push(home),)
+                extra_conf = tuple(push_configuration(self.ctx, cluster.id).items())
+            except LaunchError as exc:  # no JDK: the cluster runs all the same, watched by polling alone
+                log.warning("cluster %r: no status push (%s)", cluster.name, exc)
         return LocalCluster(
             LocalClusterLayout(
                 home=home,
@@ -187,6 +197,8 @@ class ClusterService:
                 rpc_port=int(opts["rpc_port"]),
                 slots=int(opts.get("slots", 4)),
                 taskmanagers=int(opts.get("taskmanagers", 1)),
+                extra_conf=extra_conf,
+                extra_jars=extra_jars,
             )
         )
 

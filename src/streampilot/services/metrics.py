@@ -88,6 +88,15 @@ class PlatformMetrics:
         self.lease_changes = Counter(
             "streampilot_lease_changes_total", "Cluster leases this instance gained or lost", ["change"], registry=r
         )
+        self.push_events = Counter(
+            "streampilot_push_events_total", "Events pushed by JobManagers, by kind", ["kind"], registry=r
+        )
+        self.push_delay = Histogram(
+            "streampilot_push_delay_seconds",
+            "From a JobManager's event to its arrival here",
+            registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
         r.register(_Freshness(self))
 
     def loop_pass_done(self, loop: str, seconds: float, ok: bool) -> None:

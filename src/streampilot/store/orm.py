@@ -149,6 +149,20 @@ class Cluster(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class Lineage(Base):
+    """What a job reads and writes, as its JobManager told at the job's creation (Flink 2.x)."""
+
+    __tablename__ = "lineage"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32))
+    mode: Mapped[str | None] = mapped_column(sa.String(20))
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    sinks: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    relations: Mapped[list[list[int]]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Instance(Base):
     """A running streampilot process sharing this database; alive while its heartbeat is fresh."""
 

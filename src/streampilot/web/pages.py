@@ -16,6 +16,7 @@ from streampilot.domain.states import ACTIVE_STATES, AppState
 from streampilot.flink.client import FlinkError
 from streampilot.services.apps import spec_from
 from streampilot.services.errors import ServiceError, Throttled
+from streampilot.services.lineage import app_lineage
 from streampilot.services.platform import Platform
 from streampilot.store.orm import App, Cluster, Operation
 from streampilot.web import views
@@ -308,6 +309,7 @@ async def app_page(request: Request, app_id: int) -> HTMLResponse:
         savepoints=await p.lifecycle.snapshots(app_id, "savepoint"),
         checkpoints=await p.lifecycle.snapshots(app_id, "checkpoint"),
         versions=await p.apps.versions(app_id),
+        lineage=await app_lineage(p.ctx, app_id),
         diff=diff,
         a=a,
         b=b,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from streampilot.api.deps import PlatformDep, account
+from streampilot.services.lineage import fleet_lineage
 from streampilot.store.orm import Alert
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(account)])
@@ -36,6 +37,12 @@ async def _alerts(p: PlatformDep, app_id: int | None, limit: int) -> list[AlertO
         item.deliveries = deliveries
         out.append(item)
     return out
+
+
+@router.get("/lineage", tags=["lineage"])
+async def lineage(p: PlatformDep) -> dict[str, Any]:
+    """Across your apps: each dataset with the apps writing and reading it, and app-to-app edges."""
+    return await fleet_lineage(p.ctx)
 
 
 @router.get("/alerts")

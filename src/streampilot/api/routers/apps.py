@@ -25,6 +25,7 @@ from streampilot.domain.apps import AppSpec
 from streampilot.domain.states import AppState
 from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.services.errors import Unavailable
+from streampilot.services.lineage import app_lineage
 from streampilot.services.platform import Platform
 from streampilot.services.submissions import launch_config
 from streampilot.store.orm import App, Operation
@@ -224,6 +225,14 @@ async def list_exceptions(app_id: int, p: PlatformDep) -> list[dict[str, Any]]:
         return await rest[0].exceptions(rest[1])
     except FlinkError as exc:
         raise Unavailable(f"could not read the job's exceptions from Flink: {exc}") from None
+
+
+@router.get("/{app_id}/lineage")
+async def get_lineage(app_id: int, p: PlatformDep) -> dict[str, Any]:
+    """The app's sources and sinks as its job's JobManager told them (Flink 2.x, with the push listener);
+    ``lineage`` is null until one did."""
+    await p.apps.get(app_id)
+    return {"lineage": await app_lineage(p.ctx, app_id)}
 
 
 @router.get("/{app_id}/launch-config")

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Query
 
 from streampilot.api.deps import PlatformDep, account
 from streampilot.api.schemas import ClusterCreate, ClusterEventOut, ClusterOut
+from streampilot.domain.access import Role
+from streampilot.services.push import push_configuration
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], dependencies=[Depends(account)])
 jobs = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(account)])
@@ -43,6 +45,14 @@ async def unmanaged_jobs(p: PlatformDep) -> list[dict[str, Any]]:
 async def get_cluster(cluster_id: int, p: PlatformDep) -> ClusterOut:
     cluster = await p.clusters.get(cluster_id)
     return ClusterOut.of(cluster, await p.clusters.status(cluster), p.clusters.phase(cluster))
+
+
+@router.get("/{cluster_id}/push")
+async def cluster_push(cluster_id: int, p: PlatformDep) -> dict[str, str]:
+    """What a JobManager's configuration needs to push this cluster's job events (a developer's call:
+    the token is in it); the jar is streampilot's status listener (see the README)."""
+    await p.clusters.get(cluster_id, Role.DEVELOPER, "read the push token of this cluster")
+    return push_configuration(p.ctx, cluster_id)
 
 
 @router.get("/{cluster_id}/events")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, UploadFile
+from fastapi import APIRouter, Body, Depends, Form, Header, Path, UploadFile
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streampilot import __version__
 from streampilot.api.deps import AccountDep, PlatformDep, account
 from streampilot.api.schemas import FlinkHomeCreate, FlinkHomeOut, JarOut
+from streampilot.domain.access import SYSTEM
 from streampilot.services import access
 from streampilot.services.leases import instances
+from streampilot.services.push import PushReceiver
 from streampilot.services.rotation import rotate_secrets
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
@@ -24,6 +26,19 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(account)])
 async def health(p: PlatformDep) -> dict[str, str]:
     """The process answers (liveness); ``instance_id`` names the instance that answered."""
     return {"status": "ok", "version": __version__, "instance_id": p.instance_id}
+
+
+@public.post("/push/{cluster_id}", status_code=202, tags=["push"])
+async def push(
+    cluster_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    p: PlatformDep,
+    token: Annotated[str, Header(alias="X-Streampilot-Push", max_length=100)],
+    event: Annotated[dict[str, Any], Body(description="kind (status or created), job_id, at_ms, ...")],
+) -> dict[str, str]:
+    """A JobManager's job event (streampilot's status listener): the job is observed at once."""
+    with access.acting_as(SYSTEM):
+        said = await PushReceiver(p.ctx).receive(cluster_id, token, event, p.tracker.observe_app)
+    return {"result": said}
 
 
 @public.get("/health/ready", responses={503: {"description": "the database or a loop is not working"}})

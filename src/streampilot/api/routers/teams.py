@@ -126,7 +126,7 @@ TIME = "an RFC 3339 time, e.g. 2026-11-22T10:00:00Z (UTC unless it says otherwis
 
 def _time(field: str, text: str | None) -> datetime | None:
     """An ISO 8601 time (not a number of seconds: that is a mistake more often than a wish)."""
-    if not text:
+    if text is None:
         return None
     try:
         found = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lower-case t and z
