@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,23 @@ async def console_login(api: httpx.AsyncClient) -> tuple[dict[str, str], str]:
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found is not None, page.text
     return cookie, found.group(1)
+
+
+@contextlib.asynccontextmanager
+async def serving(platform: Any, port: int | None = None) -> AsyncIterator[str]:
+    """The platform's API and console on a real port of this process (uvicorn); yields the base URL."""
+    import uvicorn
+
+    from streampilot.api.app import create_app
+    from streampilot.flink.local import free_port
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -13,14 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from streampilot.api.app import create_app
-from streampilot.flink.local import free_port
 from streampilot.services.platform import Platform
 from streampilot.store.orm import Cluster
 from streampilot.targets.fake import KIND, FakeFleet
-from tests.helpers import DATAGEN_SQL
+from tests.helpers import DATAGEN_SQL, serving
 from tests.services.conftest import open_platform
 
 pytestmark = pytest.mark.slow
@@ -32,21 +29,15 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[dict[str, str], Platform
     """The platform in this process (fake target: apps start without Flink) behind a real HTTP port."""
     platform = await open_platform(tmp_path / "home", FakeFleet())
     platform.start_loops()
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(srv.serve())
-    while not srv.started:
-        await asyncio.sleep(0.05)
-    env = {
-        **os.environ,
-        "STREAMPILOT_HOME": str(platform.settings.home),
-        "STREAMPILOT_URL": f"http://127.0.0.1:{port}",
-        "XDG_CONFIG_HOME": str(tmp_path / "admin-config"),
-    }
-    env.pop("STREAMPILOT_TOKEN", None)
-    yield env, platform
-    srv.should_exit = True
-    await task
+    async with serving(platform) as base:
+        env = {
+            **os.environ,
+            "STREAMPILOT_HOME": str(platform.settings.home),
+            "STREAMPILOT_URL": base,
+            "XDG_CONFIG_HOME": str(tmp_path / "admin-config"),
+        }
+        env.pop("STREAMPILOT_TOKEN", None)
+        yield env, platform
     await platform.stop_loops()
     await platform.close()
 

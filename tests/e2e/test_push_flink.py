@@ -11,15 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from streampilot.api.app import create_app
 from streampilot.domain.apps import AppKind, AppSpec
 from streampilot.flink.local import free_port
 from streampilot.services.platform import Platform
 from streampilot.settings import TrackingSettings
 from tests.conftest import test_settings as settings_for
-from tests.helpers import DATAGEN_SQL
+from tests.helpers import DATAGEN_SQL, serving
 
 pytestmark = [pytest.mark.flink, pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -32,18 +30,13 @@ async def pushing(tmp_path: Path, db_url: str) -> AsyncIterator[Platform]:
     )
     platform = Platform(settings)
     await platform.open()
-    server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    platform.start_loops()
-    cluster = await platform.clusters.add("pushy", "local", slots=4)
-    await platform.clusters.start(cluster.id)
-    yield platform
-    await platform.stop_loops()
-    await platform.stop_local_clusters()
-    server.should_exit = True
-    await task
+    async with serving(platform, port):
+        platform.start_loops()
+        cluster = await platform.clusters.add("pushy", "local", slots=4)
+        await platform.clusters.start(cluster.id)
+        yield platform
+        await platform.stop_loops()
+        await platform.stop_local_clusters()
     await platform.close()
 
 

@@ -8,48 +8,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from streampilot.api.app import create_app
-from streampilot.flink.local import free_port
 from streampilot.services.platform import Platform
-from tests.helpers import DATAGEN_SQL
+from tests.helpers import DATAGEN_SQL, serving
 from tests.k8s_emulator import KubeEmulator
 
 pytestmark = [pytest.mark.flink, pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
 async def server(platform: Platform, flink: int) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    task = asyncio.create_task(srv.serve())
-    while not srv.started:
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    await task
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
+    async with serving(platform) as base:
+        yield base
 
 
 async def shot(page: Page, name: str) -> None:

@@ -9,18 +9,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from streampilot.api.app import create_app
 from streampilot.domain.apps import AppKind, AppSpec
-from streampilot.flink.local import free_port
 from streampilot.services.platform import Platform
 from streampilot.store.orm import Cluster
 from streampilot.targets.fake import KIND, FakeFleet
-from tests.helpers import DATAGEN_SQL
+from tests.helpers import DATAGEN_SQL, serving
 from tests.services.conftest import open_platform
-from tests.web.test_console import CHROMIUM_ARGS, shot
+from tests.web.test_console import shot
 
 pytestmark = pytest.mark.slow
 
@@ -36,22 +33,8 @@ async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
 
 @pytest.fixture
 async def server(platform: Platform) -> AsyncIterator[str]:
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(srv.serve())
-    while not srv.started:
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    await task
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
+    async with serving(platform) as base:
+        yield base
 
 
 async def log_in(browser: Browser, base: str, name: str, password: str) -> Page:

@@ -42,9 +42,7 @@ _NULS = (b"\\u0000", b"\x00", b"%00")
 
 
 MAX_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL and MariaDB
-_API_ID = re.compile(
-    r"^/api/v1/(?:apps|clusters|operations|variables|alert-channels|users|teams)/([^/]+)(?:/|$)"
-)
+_API_ID = re.compile(r"^/api/v1/(?:apps|clusters|operations|variables|alert-channels|users|teams)/([^/]+)(?:/|$)")
 _DIGITS = re.compile(r"^-?[0-9]+$")
 _ID_PATH = re.compile(r"^(?:/api/v1)?/(?:apps|clusters|operations|variables|alert-channels|users|teams)/(-?\d+)(?:/|$)")
 

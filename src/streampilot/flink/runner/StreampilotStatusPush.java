@@ -49,7 +49,11 @@ public class StreampilotStatusPush implements JobStatusChangedListenerFactory {
                 context.getIOExecutor());
     }
 
-    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    private static final HttpClient HTTP =
+            HttpClient.newBuilder()
+                    .version(HttpClient.Version.HTTP_1_1) // no h2c upgrade: plain requests
+                    .connectTimeout(Duration.ofSeconds(2))
+                    .build();
 
     static final class Listener implements JobStatusChangedListener {
         private final String url;
