@@ -1,13 +1,15 @@
 """Tracker benchmark on a simulated fleet: 10,000 apps on 200 fake clusters at a 2 s tick.
 
-Prints requests per tick (goal: one per cluster), the tracker's CPU (goal <= 25 % of one core) and
-detection latency from a job's state change to its stored event (goal p99 <= tick + 0.5 s).
+Prints requests per tick (goal: one per cluster), the tracker's CPU (goal <= 20 % of one core) and
+detection latency from a job's state change to its stored event (goal p99 <= 2.5 s). The bench's own
+watcher of stored events runs in another process, so the CPU figure is the tracker's process alone.
 Run with ``make bench-fleet`` (or ``python -m bench.fleet``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -15,13 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from bench.fakeflink import flip_at, job_id
 from streampilot.services.loops import Loop
 from streampilot.services.platform import Platform
 from streampilot.settings import Settings, TrackingSettings
-from streampilot.store.orm import App, AppEvent, AppVersion, Cluster, utcnow
+from streampilot.store.orm import App, AppVersion, Cluster, utcnow
 
 CLUSTERS, JOBS, TICK, BASE_PORT = 200, 50, 2.0, 31000
 SPEC = {"kind": "sql", "sql": "INSERT INTO b SELECT 1"}
@@ -96,27 +96,28 @@ async def run(home: Path) -> None:
         while loop.passes < 1:  # the first pass also opens 200 connection pools; measure steady state
             await asyncio.sleep(0.01)
         print(f"first pass (connection set-up included): {time.monotonic() - first:.2f} s")
-        cpu0, wall0, req0, passes0 = time.process_time(), time.monotonic(), platform.tracker.requests, loop.passes
-        seen_at: dict[int, float] = {}
-        last_event = 0
         deadline = t0 + 55
+        # The watcher runs in its own process: its polling is not the tracker's CPU.
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.fleet_events",
+                "--database",
+                str(home / "streampilot.db"),
+                "--until",
+                str(deadline),
+            ],
+            stdout=subprocess.PIPE,
+        )
+        cpu0, wall0, req0, passes0 = time.process_time(), time.monotonic(), platform.tracker.requests, loop.passes
         while time.time() < deadline:
-            await asyncio.sleep(0.05)
-            async with platform.ctx.sessions() as s:
-                rows = (
-                    await s.execute(
-                        sa.select(AppEvent.id, AppEvent.app_id).where(
-                            AppEvent.id > last_event, AppEvent.to_state == "RESTARTING"
-                        )
-                    )
-                ).all()
-            now = time.time()
-            for event_id, app_id in rows:
-                seen_at.setdefault(app_id, now)
-                last_event = max(last_event, event_id)
+            await asyncio.sleep(0.5)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         passes, requests = loop.passes - passes0, platform.tracker.requests - req0
         await loop.stop()
+        out, _ = await asyncio.to_thread(watcher.communicate, None, 30)
+        seen_at = {int(k): v for k, v in json.loads(out.decode() or "{}").items()}
         latencies = []
         for c in range(CLUSTERS):
             app_id = c * JOBS + 1
@@ -126,8 +127,8 @@ async def run(home: Path) -> None:
         print(f"fleet: {CLUSTERS * JOBS} apps on {CLUSTERS} clusters, tick {TICK} s, {passes} passes in {wall:.1f} s")
         print(f"requests per tick: {requests / max(passes, 1):.1f}   (goal: {CLUSTERS}, one per cluster)")
         print(
-            f"tracker process CPU: {100 * cpu / wall:.1f} % of one core   (goal <= 25 %; steady state, includes the "
-            "bench's own 20 Hz event poller)"
+            f"tracker process CPU: {100 * cpu / wall:.1f} % of one core   (goal <= 20 %; steady state; the bench's "
+            "own event watcher runs in another process)"
         )
         print(f"overruns (a pass longer than the tick): {loop.overruns}")
         if latencies:
