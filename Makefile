@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint compile bench bench-fleet bench-policy bench-push bench-console soak clean
+.PHONY: run test lint compile bench bench-fleet bench-policy bench-push bench-fleet-instances bench-console soak clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-fleet: $(VENV)/.dev-installed
 
 bench-policy: $(VENV)/.dev-installed
 	$(PY) -m bench.policy
+
+bench-fleet-instances: $(VENV)/.dev-installed
+	$(PY) -m bench.fleet_instances $(ARGS)
 
 bench-push: $(VENV)/.dev-installed
 	$(PY) -m bench.push $(ARGS)

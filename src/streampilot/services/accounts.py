@@ -98,17 +98,22 @@ class AccountService:
         Returns True if a new token was written to the token file.
         """
         token_file = self.ctx.settings.token_file
-        async with self.ctx.sessions() as s, s.begin():
-            admin = (await s.execute(sa.select(Account).where(Account.name == "admin"))).scalar_one_or_none()
-            if admin is not None and token_file.exists():
-                return False
-            token = secrets.token_urlsafe(32)
-            if admin is None:
-                admin = Account(name="admin", role=ADMIN, source="local")
-                s.add(admin)
-                await s.flush()
-            await s.execute(sa.delete(ApiToken).where(ApiToken.account_id == admin.id, ApiToken.name == "initial"))
-            s.add(ApiToken(account_id=admin.id, name="initial", token_hash=hash_token(token)))
+        try:
+            async with self.ctx.sessions() as s, s.begin():
+                admin = (await s.execute(sa.select(Account).where(Account.name == "admin"))).scalar_one_or_none()
+                if admin is not None and token_file.exists():
+                    return False
+                token = secrets.token_urlsafe(32)
+                if admin is None:
+                    admin = Account(name="admin", role=ADMIN, source="local")
+                    s.add(admin)
+                    await s.flush()
+                await s.execute(sa.delete(ApiToken).where(ApiToken.account_id == admin.id, ApiToken.name == "initial"))
+                s.add(ApiToken(account_id=admin.id, name="initial", token_hash=hash_token(token)))
+        except sa.exc.IntegrityError:
+            # Several instances started at once on one database: another one created the admin (and,
+            # with a shared home, its token file); this start leaves it as it is.
+            return False
         write_secret(token_file, token)
         return True
 

@@ -45,17 +45,24 @@ class ClusterService:
         if path is None:
             return None
         info = await asyncio.to_thread(inspect_home, path)
-        async with self.ctx.sessions() as s, s.begin():
-            home = (await s.execute(sa.select(FlinkHome).where(FlinkHome.bundled.is_(True)))).scalar_one_or_none()
-            if home is None:
-                home = FlinkHome(
-                    name=f"bundled-{info.version}", path=str(info.path), version=info.version, bundled=True
-                )
-                s.add(home)
-            else:
-                home.path, home.version, home.name = str(info.path), info.version, f"bundled-{info.version}"
-            await s.flush()
-            return home
+        for attempt in range(2):  # instances starting at once: the one that lost the race reads the winner's
+            try:
+                async with self.ctx.sessions() as s, s.begin():
+                    found = sa.select(FlinkHome).where(FlinkHome.bundled.is_(True))
+                    home = (await s.execute(found)).scalar_one_or_none()
+                    if home is None:
+                        home = FlinkHome(
+                            name=f"bundled-{info.version}", path=str(info.path), version=info.version, bundled=True
+                        )
+                        s.add(home)
+                    else:
+                        home.path, home.version, home.name = str(info.path), info.version, f"bundled-{info.version}"
+                    await s.flush()
+                    return home
+            except sa.exc.IntegrityError:
+                if attempt:
+                    raise
+        return None
 
     async def add_home(self, name: str, path: str) -> FlinkHome:
         access.require_admin("add a Flink home (a directory on the platform's own host)")

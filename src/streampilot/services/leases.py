@@ -105,14 +105,14 @@ class LeaseKeeper:
 
     async def _take(self, cluster_id: int, lease: ClusterLease | None, now: datetime, until: datetime) -> int | None:
         """The new token if this instance got the lease; None if another one was quicker."""
+        if lease is None:
+            try:
+                async with self.ctx.sessions() as s, s.begin():
+                    s.add(ClusterLease(cluster_id=cluster_id, instance_id=self.instance_id, token=1, expires_at=until))
+            except sa.exc.IntegrityError:
+                return None  # another instance was quicker
+            return 1
         async with self.ctx.sessions() as s, s.begin():
-            if lease is None:
-                s.add(ClusterLease(cluster_id=cluster_id, instance_id=self.instance_id, token=1, expires_at=until))
-                try:
-                    await s.flush()
-                except sa.exc.IntegrityError:
-                    return None
-                return 1
             taken = await s.execute(
                 sa.update(ClusterLease)
                 .where(
