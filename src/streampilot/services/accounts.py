@@ -272,14 +272,13 @@ class AccountService:
             raise Conflict(f"{account.name} is the last enabled platform admin; make another admin first")
 
     # ---- personal tokens ----------------------------------------------------------------------
-    def _own_or_admin(self, user_id: int, what: str) -> None:
+    def _own_or_admin(self, user_id: int) -> None:
         who = access.current()
         if not who.admin and who.account_id != user_id:
             raise NotFound(f"no user with id {user_id}")  # others' tokens do not exist for a user
-        del what
 
     async def create_token(self, user_id: int, name: str, expires_in_days: int | None) -> NewToken:
-        self._own_or_admin(user_id, "create tokens")
+        self._own_or_admin(user_id)
         problems = []
         if not name.strip() or len(name) > 100 or "\x00" in name:
             problems.append(FieldProblem("name", "1-100 characters"))
@@ -304,14 +303,14 @@ class AccountService:
             return NewToken(row, secret)
 
     async def tokens(self, user_id: int) -> list[ApiToken]:
-        self._own_or_admin(user_id, "see tokens")
+        self._own_or_admin(user_id)
         await self.get(user_id)
         async with self.ctx.sessions() as s:
             q = sa.select(ApiToken).where(ApiToken.account_id == user_id).order_by(ApiToken.id)
             return list((await s.execute(q)).scalars())
 
     async def revoke_token(self, user_id: int, token_id: int) -> None:
-        self._own_or_admin(user_id, "revoke tokens")
+        self._own_or_admin(user_id)
         async with self.ctx.sessions() as s, s.begin():
             row = await s.get(ApiToken, token_id)
             if row is None or row.account_id != user_id:
