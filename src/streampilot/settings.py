@@ -35,6 +35,9 @@ class TrackingSettings(_Group):
     lease_ttl_s: float = Field(
         15.0, gt=0, description="instances sharing a database: a dead instance's clusters are taken over after this"
     )
+    push_handoff_s: float = Field(
+        0.1, gt=0, le=60, description="instances sharing a database: how often pushes another received are taken"
+    )
 
 
 class FlinkSettings(_Group):

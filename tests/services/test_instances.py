@@ -6,15 +6,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+import sqlalchemy as sa
 
+from streampilot.api.app import create_app
 from streampilot.domain.apps import AppKind, AppSpec, AutoRestart
 from streampilot.services.leases import instances
 from streampilot.services.platform import Platform
+from streampilot.services.push import push_token
 from streampilot.settings import TrackingSettings
-from streampilot.store.orm import AlertChannel, AlertDelivery, AppEvent, Cluster
+from streampilot.store.orm import AlertChannel, AlertDelivery, AppEvent, Cluster, PushedStatus
 from streampilot.targets.fake import KIND, FakeFleet
 from tests.conftest import test_settings as settings_for
 from tests.helpers import DATAGEN_SQL
@@ -33,13 +38,13 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str)
     return time.monotonic() - started
 
 
-@pytest.fixture
-async def trio(tmp_path: Path, db_url: str, fleet: FakeFleet) -> AsyncIterator[list[Platform]]:
+@asynccontextmanager
+async def instances_of(tmp_path: Path, db_url: str, fleet: FakeFleet, tick: float) -> AsyncIterator[list[Platform]]:
     platforms = []
     for i in range(3):
         settings = settings_for(tmp_path / f"home{i}", db_url).with_(
             tracking=TrackingSettings(
-                tick_s=TICK, lost_after_s=30, submit_grace_s=10, detail_every_s=0.5, lease_ttl_s=TTL
+                tick_s=tick, lost_after_s=30, submit_grace_s=10, detail_every_s=0.5, lease_ttl_s=TTL
             )
         )
         p = Platform(settings)
@@ -51,10 +56,18 @@ async def trio(tmp_path: Path, db_url: str, fleet: FakeFleet) -> AsyncIterator[l
             s.add(Cluster(team_id=1, name=name, kind=KIND, rest_url=None, options={}))
     for p in platforms:
         p.start_loops()
-    yield platforms
-    for p in platforms:
-        await p.stop_loops()
-        await p.close()
+    try:
+        yield platforms
+    finally:
+        for p in platforms:
+            await p.stop_loops()
+            await p.close()
+
+
+@pytest.fixture
+async def trio(tmp_path: Path, db_url: str, fleet: FakeFleet) -> AsyncIterator[list[Platform]]:
+    async with instances_of(tmp_path, db_url, fleet, TICK) as platforms:
+        yield platforms
 
 
 async def test_clusters_are_shared_and_taken_over(trio: list[Platform], fleet: FakeFleet) -> None:
@@ -181,3 +194,52 @@ async def test_a_failure_during_a_takeover_is_restarted_once(
     assert "job_failed" in {a.reason for a in alerts}
     assert len({a.reason for a in alerts}) == len(alerts), [a.reason for a in alerts]  # each alert raised once
     assert len(receiver.requests) == len(alerts)  # type: ignore[attr-defined]  # and delivered once
+
+
+async def test_a_push_to_an_instance_not_watching_the_cluster_reaches_the_one_that_does(
+    trio: list[Platform], fleet: FakeFleet
+) -> None:
+    p0 = trio[0]
+    cluster = (await p0.clusters.list_clusters())[0]
+    app = await p0.apps.create("orders", cluster.id, AppSpec(kind=AppKind.SQL, sql=DATAGEN_SQL))
+    assert (await finished(p0, (await p0.lifecycle.start(app.id)).id)).state == "succeeded"
+
+    async def balanced() -> bool:
+        listed = await instances(p0.ctx)
+        return len(listed) == 3 and sorted(len(i["cluster_ids"]) for i in listed) == [1, 1, 1]  # type: ignore[arg-type]
+
+    await until(balanced, 10, "each instance watches one cluster")
+    for p in trio:  # no poll sees the change from now on: only the handed push can
+        for loop in p.loops:
+            if loop.name in ("tracker", "details", "policies"):
+                await loop.stop()
+    other = next(p for p in trio if p.ctx.leases is not None and not p.ctx.leases.holds(cluster.id))
+    job_id = (await p0.apps.get(app.id)).job_id
+    assert job_id is not None
+    fleet.jobs[job_id].state = "CANCELED"  # cancelled from Flink's UI; the JobManager pushes it
+    event = {"kind": "status", "job_id": job_id, "old_status": "RUNNING", "new_status": "CANCELED"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(other)), base_url="http://streampilot"
+    ) as client:
+        resp = await client.post(
+            f"/api/v1/push/{cluster.id}", json=event, headers={"X-Streampilot-Push": push_token(other.ctx, cluster.id)}
+        )
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["result"].startswith("handed to the instance watching this cluster"), resp.json()
+
+    async def seen() -> bool:
+        return (await p0.apps.get(app.id)).state == "CANCELED"
+
+    took = await until(seen, 5, "the holder observes the handed push")
+    assert took < 2.0, took  # within a few handoff passes (0.1 s each)
+    async with p0.ctx.sessions() as s:
+        left = (await s.execute(sa.select(sa.func.count()).select_from(PushedStatus))).scalar_one()
+        canceled = (
+            await s.execute(
+                sa.select(sa.func.count())
+                .select_from(AppEvent)
+                .where(AppEvent.app_id == app.id, AppEvent.to_state == "CANCELED")
+            )
+        ).scalar_one()
+    assert left == 0  # taken once
+    assert canceled == 1

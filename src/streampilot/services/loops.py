@@ -50,6 +50,7 @@ class Loop:
                 self.on_pass(self.name, elapsed, self.last_error is None)
             if elapsed > self.interval_s:
                 self.overruns += 1
+            if elapsed > max(self.interval_s, 1.0):  # a sub-second loop a little late is no news
                 log.warning(
                     "loop %s: pass took %.2f s, longer than its interval %.2f s", self.name, elapsed, self.interval_s
                 )

@@ -30,6 +30,7 @@ from streampilot.services.leases import LeaseKeeper
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
 from streampilot.services.policies import PolicyLoop
+from streampilot.services.push import PushReceiver
 from streampilot.services.recovery import Recovery
 from streampilot.services.supervisor import Supervisor
 from streampilot.services.teams import TeamService
@@ -193,6 +194,11 @@ class Platform:
             Loop("alerts", self.settings.alerts.dispatch_tick_s, self.dispatcher.run_once, on_pass=seen),
             Loop("supervisor", self.settings.flink.supervise_every_s, Supervisor(self.ctx).run_once, on_pass=seen),
         ]
+        if self.ctx.engine.dialect.name != "sqlite":  # several instances: pushes one got for another's cluster
+            receiver = PushReceiver(self.ctx)
+            self.loops.append(
+                Loop("handoffs", t.push_handoff_s, lambda: receiver.take_handed(self.tracker.observe_app), on_pass=seen)
+            )
         for loop in self.loops:
             loop.start()
 

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,12 +23,13 @@ import sqlalchemy as sa
 from streampilot.domain.urls import without_credentials
 from streampilot.services.context import Context
 from streampilot.services.errors import NotFound, Unauthorized
-from streampilot.store.orm import App, Cluster, Lineage
+from streampilot.store.orm import App, Cluster, Lineage, PushedStatus, utcnow
 
 log = logging.getLogger("streampilot.push")
 
 LISTENER_CLASS = "io.streampilot.StreampilotStatusPush"
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+STALE_PUSH = timedelta(minutes=1)
 CONFIRM_AFTER_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # re-observations until Flink's REST API agrees
 
 
@@ -54,9 +56,14 @@ def pushes_to_local(ctx: Context, version: str) -> bool:
     return ctx.settings.push and int(version.split(".", 1)[0]) >= 2
 
 
+class _TakenMeanwhile(Exception):
+    """Another instance took some of the pushed statuses first (rolled back; they are its now)."""
+
+
 @dataclass
 class PushReceiver:
     ctx: Context
+    _passes: int = 0
 
     async def receive(self, cluster_id: int, token: str, event: dict[str, Any], observe: Any) -> str:
         """Take one pushed event; what became of it (for the answer and the log)."""
@@ -81,19 +88,67 @@ class PushReceiver:
         if app is None:
             return "ignored: no application runs this job"
         if kind == "status":
-            pushed = str(event.get("new_status", ""))
-            if await self._confirmed(app.id, pushed, observe):
-                return f"observed ({pushed})"
-            # The JobManager tells at the transition; its REST API may say so a moment later (a job's
-            # end is listed once its JobMaster has finished): confirm shortly, in the background.
-            task = asyncio.create_task(self._confirm_later(app.id, pushed, observe))
-            self.ctx.background.add(task)
-            task.add_done_callback(self.ctx.background.discard)
-            return f"observing ({pushed})"
+            pushed = str(event.get("new_status", ""))[:20]
+            if not self.ctx.watches(cluster_id):
+                # Another instance holds this cluster's lease (only its writes count): hand it over.
+                async with self.ctx.sessions() as s, s.begin():
+                    s.add(PushedStatus(cluster_id=cluster_id, app_id=app.id, new_status=pushed))
+                return f"handed to the instance watching this cluster ({pushed})"
+            return await self._observe(app.id, pushed, observe)
         if kind == "created":
             await self._lineage(app.id, job_id, event)
             return "lineage stored"
         return "ignored: unknown kind"
+
+    async def _observe(self, app_id: int, pushed: str, observe: Any) -> str:
+        if await self._confirmed(app_id, pushed, observe):
+            return f"observed ({pushed})"
+        # The JobManager tells at the transition; its REST API may say so a moment later (a job's
+        # end is listed once its JobMaster has finished): confirm shortly, in the background.
+        task = asyncio.create_task(self._confirm_later(app_id, pushed, observe))
+        self.ctx.background.add(task)
+        task.add_done_callback(self.ctx.background.discard)
+        return f"observing ({pushed})"
+
+    async def take_handed(self, observe: Any) -> int:
+        """Observe the pushes other instances received for the clusters this one watches (a loop's pass,
+        each ``STREAMPILOT_PUSH_HANDOFF_S``); pushes nobody took within a minute are dropped (polls
+        have seen them by then). How many were taken."""
+        leases = self.ctx.leases
+        held = sorted(leases.held) if leases is not None else []
+        self._passes += 1
+        try:
+            rows = await self._take(held)
+        except _TakenMeanwhile:
+            return 0  # the lease moved meanwhile: its new holder takes them
+        latest = {r.app_id: r.new_status for r in sorted(rows, key=lambda r: r.id)}
+        for app_id, pushed in latest.items():
+            try:
+                await self._observe(app_id, pushed, observe)
+            except Exception as exc:  # the next poll sees it anyway
+                log.info("observing a handed push of app %s: %s", app_id, exc)
+        return len(rows)
+
+    async def _take(self, held: list[int]) -> list[Any]:
+        async with self.ctx.sessions() as s, s.begin():
+            if self._passes % 600 == 1:
+                await s.execute(sa.delete(PushedStatus).where(PushedStatus.received_at < utcnow() - STALE_PUSH))
+            if not held:
+                return []
+            rows = (
+                await s.execute(
+                    sa.select(PushedStatus.id, PushedStatus.app_id, PushedStatus.new_status).where(
+                        PushedStatus.cluster_id.in_(held)
+                    )
+                )
+            ).all()
+            if not rows:
+                return []
+            # Taken once: with the lease moving meanwhile, only the instance whose delete counted observes.
+            deleted = await s.execute(sa.delete(PushedStatus).where(PushedStatus.id.in_([r.id for r in rows])))
+            if deleted.rowcount != len(rows):  # type: ignore[attr-defined]
+                raise _TakenMeanwhile()
+        return list(rows)
 
     async def _confirmed(self, app_id: int, pushed: str, observe: Any) -> bool:
         await observe(app_id)

@@ -163,6 +163,18 @@ class Lineage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class PushedStatus(Base):
+    """A job status pushed to an instance that does not watch the job's cluster, for the one that does
+    (services/push.py): the holder of the cluster's lease takes it within a fraction of a second."""
+
+    __tablename__ = "pushed_statuses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"))
+    new_status: Mapped[str] = mapped_column(sa.String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Instance(Base):
     """A running streampilot process sharing this database; alive while its heartbeat is fresh."""
 
