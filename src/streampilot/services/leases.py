@@ -11,6 +11,7 @@ was paused past its lease cannot act on a cluster another one now watches.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -78,62 +79,79 @@ class LeaseKeeper:
                     sa.select(sa.func.count()).select_from(Instance).where(Instance.heartbeat_at > now - self.ttl)
                 )
             ).scalar_one()
-            clusters = list((await s.execute(sa.select(Cluster.id).order_by(Cluster.id))).scalars())
-            leases = {row.cluster_id: row for row in (await s.execute(sa.select(ClusterLease))).scalars()}
+            total = (await s.execute(sa.select(sa.func.count()).select_from(Cluster))).scalar_one()
+            share = math.ceil(total / max(1, live))
+            # At its share (the steady state), an instance reads no other lease: one pass is a few rows.
+            free: list[tuple[int, int | None]] = []
+            if len(mine) < share:
+                held_by_any = {
+                    row.cluster_id: row
+                    for row in await s.execute(
+                        sa.select(ClusterLease.cluster_id, ClusterLease.token, ClusterLease.expires_at)
+                    )
+                }
+                for cluster_id in (await s.execute(sa.select(Cluster.id))).scalars():
+                    lease = held_by_any.get(cluster_id)
+                    if lease is None:
+                        free.append((cluster_id, None))
+                    elif lease.expires_at <= now:  # its holder is gone (or was paused)
+                        free.append((cluster_id, lease.token))
         before = set(self.held)
         self.held = {cid: token for cid, token in mine}
-        share = math.ceil(len(clusters) / max(1, live))
-        for cluster_id in clusters:
-            if len(self.held) >= share:
-                break
-            lease = leases.get(cluster_id)
-            if lease is None or lease.expires_at <= now:  # unheld, or its holder is gone (or was paused)
-                token = await self._take(cluster_id, lease, now, until)
-                if token is not None:
-                    self.held[cluster_id] = token
+        if free:
+            # Instances starting together pick different free clusters, so they seldom collide; each takes
+            # its pick in cluster order, so two taking at once wait on each other in one order (no deadlock).
+            free.sort(key=lambda f: hashlib.sha256(f"{self.instance_id}:{f[0]}".encode()).digest())
+            self.held.update(await self._take(sorted(free[: share - len(self.held)]), now, until))
         if len(self.held) > share:  # a new instance joined: give it its share
-            for cluster_id in sorted(self.held)[share:]:
-                await self._release(cluster_id)
+            await self._release(sorted(self.held)[share:])
         if set(self.held) != before:
             gained, lost = set(self.held) - before, before - set(self.held)
             self.ctx.metrics.lease_changes.labels("gained").inc(len(gained))
             self.ctx.metrics.lease_changes.labels("lost").inc(len(lost))
             log.info(
-                "instance %s watches clusters %s (gained %s, lost %s)",
-                self.instance_id, sorted(self.held), sorted(gained), sorted(lost),
+                "instance %s watches %d clusters (gained %s, lost %s)",
+                self.instance_id, len(self.held), sorted(gained), sorted(lost),
             )  # fmt: skip
 
-    async def _take(self, cluster_id: int, lease: ClusterLease | None, now: datetime, until: datetime) -> int | None:
-        """The new token if this instance got the lease; None if another one was quicker."""
-        if lease is None:
-            try:
-                async with self.ctx.sessions() as s, s.begin():
-                    s.add(ClusterLease(cluster_id=cluster_id, instance_id=self.instance_id, token=1, expires_at=until))
-            except sa.exc.IntegrityError:
-                return None  # another instance was quicker
-            return 1
+    async def _take(self, free: list[tuple[int, int | None]], now: datetime, until: datetime) -> dict[int, int]:
+        """Take free leases in one transaction (one commit, however many): the tokens of those this instance
+        got; one another instance was quicker to is skipped (its savepoint undone, the rest kept)."""
+        got: dict[int, int] = {}
         async with self.ctx.sessions() as s, s.begin():
-            taken = await s.execute(
-                sa.update(ClusterLease)
-                .where(
-                    ClusterLease.cluster_id == cluster_id,
-                    ClusterLease.token == lease.token,
-                    ClusterLease.expires_at <= now,
+            for cluster_id, token in free:
+                if token is None:
+                    try:
+                        async with s.begin_nested():
+                            await s.execute(
+                                sa.insert(ClusterLease).values(
+                                    cluster_id=cluster_id, instance_id=self.instance_id, token=1, expires_at=until
+                                )
+                            )
+                    except sa.exc.IntegrityError:
+                        continue  # another instance was quicker
+                    got[cluster_id] = 1
+                    continue
+                taken = await s.execute(
+                    sa.update(ClusterLease)
+                    .where(
+                        ClusterLease.cluster_id == cluster_id,
+                        ClusterLease.token == token,
+                        ClusterLease.expires_at <= now,
+                    )
+                    .values(instance_id=self.instance_id, token=token + 1, expires_at=until)
                 )
-                .values(instance_id=self.instance_id, token=lease.token + 1, expires_at=until)
-            )
-            return lease.token + 1 if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    got[cluster_id] = token + 1
+        return got
 
-    async def _release(self, cluster_id: int) -> None:
-        token = self.held.pop(cluster_id, None)
+    async def _release(self, cluster_ids: list[int]) -> None:
+        for cluster_id in cluster_ids:
+            self.held.pop(cluster_id, None)
         async with self.ctx.sessions() as s, s.begin():
             await s.execute(
                 sa.update(ClusterLease)
-                .where(
-                    ClusterLease.cluster_id == cluster_id,
-                    ClusterLease.instance_id == self.instance_id,
-                    ClusterLease.token == token,
-                )
+                .where(ClusterLease.cluster_id.in_(cluster_ids), ClusterLease.instance_id == self.instance_id)
                 .values(expires_at=utcnow())
             )
 

@@ -25,6 +25,7 @@ from streampilot.domain.states import (
     Cause,
     FlinkJobState,
     Observation,
+    Seen,
     Unknown,
 )
 from streampilot.domain.transitions import AppView, Decision, decide
@@ -81,6 +82,9 @@ class Tracker:
     ctx: Context
     requests: int = 0  # cluster calls made, for benchmarks and tests
     _last_detail: dict[str, float] = field(default_factory=dict)
+    # Per app: the (row, job summary) of its last pass that changed nothing, and the next pass's.
+    _quiet: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    _quiet_next: dict[int, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def lost_after(self) -> timedelta:
@@ -98,9 +102,16 @@ class Tracker:
         await self.ctx.leases_ready()
         started = utcnow()
         async with self.ctx.sessions() as s:
-            clusters = {c.id: c for c in (await s.execute(sa.select(Cluster))).scalars() if self.ctx.watches(c.id)}
+            which = sa.select(Cluster)
+            if self.ctx.leases is not None:
+                which = which.where(Cluster.id.in_(list(self.ctx.leases.held)))
+            clusters = {c.id: c for c in (await s.execute(which)).scalars() if self.ctx.watches(c.id)}
             # Plain rows, not ORM objects: this runs every tick over every app with a job.
-            apps: list[Any] = list((await s.execute(sa.select(*TRACKED).where(App.job_id.is_not(None)))).all())
+            query = sa.select(*TRACKED).where(App.job_id.is_not(None))
+            if self.ctx.leases is not None:  # this instance's share only: not every instance reads every app
+                query = query.where(App.cluster_id.in_(list(clusters)))
+            apps: list[Any] = list((await s.execute(query)).all())
+        self._quiet_next = {}
         by_cluster: dict[int, list[TrackedApp]] = defaultdict(list)
         for app in apps:
             if app.cluster_id in clusters:
@@ -114,6 +125,7 @@ class Tracker:
                 strict=True,
             )
         )
+        self._quiet = self._quiet_next
         # One write for every app whose cluster answered: "when we last knew it". By cluster, not by
         # app id (10,000 ids a tick cost a tenth of a core); apps submitted meanwhile were not observed.
         answered = [cid for cid, unknown in results.items() if unknown is not None]
@@ -154,14 +166,22 @@ class Tracker:
         unknown: list[int] = []
         for app in apps:
             assert app.job_id is not None
+            summary = listing.get(app.job_id)
+            if summary is not None and self._quiet.get(app.id) == (app, summary):
+                # The same row and the same listing as a tick ago, which changed nothing: a decision on
+                # a job seen is a function of these alone (no clock), so it would change nothing again.
+                self._quiet_next[app.id] = (app, summary)
+                continue
             obs = listing.observe(app.job_id, at)
             if isinstance(obs, Unknown):
                 unknown.append(app.id)
-            if self._changes(app, self._decide(app, obs)):
+            changes = self._changes(app, self._decide(app, obs))
+            if changes:
                 await self.apply(app.id, app.job_id, obs)
-            summary = listing.get(app.job_id)
             if summary is not None and summary.pods is not None and summary.pods != app.jobmanager_pods:
                 await self._pods_seen(app.id, app.job_id, summary.pods, at)
+            elif not changes and isinstance(obs, Seen):
+                self._quiet_next[app.id] = (app, summary)
         return unknown if listing.answered else None
 
     async def _pods_seen(self, app_id: int, job_id: str, pods: dict[str, int], at: datetime) -> None:
