@@ -22,7 +22,7 @@ from streampilot.api.app import create_app
 from streampilot.flink.homes import bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterLayout, free_port
 from streampilot.services.platform import Platform
-from streampilot.settings import FlinkSettings, Settings, TrackingSettings
+from streampilot.settings import FlinkSettings, MetricsSettings, Settings, TrackingSettings
 from tests.faultproxy import FaultProxy
 from tests.receivers import HttpReceiver, SmtpReceiver
 
@@ -138,6 +138,7 @@ def test_settings(home: Path, db: str) -> Settings:
         database_url=db,
         tracking=TrackingSettings(tick_s=0.3, lost_after_s=5, submit_grace_s=10, detail_every_s=0.5),
         flink=FlinkSettings(request_timeout_s=3, submit_timeout_s=120, savepoint_timeout_s=120, start_wait_s=30),
+        metrics=MetricsSettings(every_s=2.0),
     )
 
 

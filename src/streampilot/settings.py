@@ -70,6 +70,16 @@ class AlertSettings(_Group):
     backoff_s: float = Field(2.0, gt=0, description="first retry after this, doubling each time")
 
 
+class MetricsSettings(_Group):
+    every_s: float = Field(
+        10.0, gt=0, le=3600, description="how often the metrics of every running job are sampled (a round per cluster)"
+    )
+    raw_hours: float = Field(
+        6.0, gt=0, le=24 * 31, description="job metric samples are kept as taken this long, then as 1-minute averages"
+    )
+    keep_days: float = Field(7.0, gt=0, le=366, description="how long the 1-minute averages of job metrics are kept")
+
+
 class LogSettings(_Group):
     level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug adds every HTTP call to Flink and Kubernetes"
@@ -134,6 +144,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     ldap: LdapSettings = Field(default_factory=LdapSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)

@@ -62,6 +62,16 @@ class JobSummary:
 
 
 @dataclass(frozen=True)
+class Vertex:
+    """One vertex of a job's graph (a chain of operators), with the ids of the vertices feeding it."""
+
+    id: str
+    name: str
+    parallelism: int
+    inputs: list[str]
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     checkpoint_id: int
     status: str
@@ -315,6 +325,41 @@ class FlinkClient:
             return result
         except JobNotFound:
             return None
+
+    async def job_vertices(self, job_id: str) -> list[Vertex]:
+        """The job's vertices in Flink's order, each with the vertices feeding it (``/jobs/<id>``'s plan)."""
+        data = await self._request("GET", f"/jobs/{job_id}")
+        inputs = {
+            str(n.get("id")): [str(i.get("id")) for i in n.get("inputs") or [] if isinstance(i, dict)]
+            for n in (data.get("plan") or {}).get("nodes") or []
+            if isinstance(n, dict)
+        }
+        return [
+            Vertex(str(v["id"]), str(v.get("name", "")), int(v.get("parallelism") or 1), inputs.get(str(v["id"]), []))
+            for v in data.get("vertices") or []
+            if isinstance(v, dict) and "id" in v
+        ]
+
+    async def vertex_metrics(self, job_id: str, vertex_id: str, names: list[str]) -> dict[str, dict[str, float]]:
+        """Task metrics of one vertex aggregated over its subtasks: name -> {min, max, avg, sum}. Flink
+        answers only what its metric store holds (nothing until its fetcher has read the TaskManagers)."""
+        params = {"get": ",".join(names), "agg": "min,max,avg,sum"} if names else None  # none: what there is
+        data = await self._request("GET", f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics", params=params)
+        return {
+            str(m["id"]): {k: float(m[k]) for k in ("min", "max", "avg", "sum") if k in m}
+            for m in data if isinstance(m, dict) and "id" in m
+        } if isinstance(data, list) else {}  # fmt: skip
+
+    async def job_metrics(self, job_id: str, names: list[str]) -> dict[str, float]:
+        """Job metrics (``numRestarts``, ...) as numbers; those Flink does not have are left out."""
+        data = await self._request("GET", f"/jobs/{job_id}/metrics", params={"get": ",".join(names)})
+        out: dict[str, float] = {}
+        for m in data if isinstance(data, list) else []:
+            try:
+                out[str(m["id"])] = float(m["value"])
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
     async def checkpoints(self, job_id: str) -> CheckpointStats:
         data = await self._request("GET", f"/jobs/{job_id}/checkpoints")

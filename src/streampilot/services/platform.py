@@ -26,6 +26,7 @@ from streampilot.services.errors import ServiceError
 from streampilot.services.explain import Explainer
 from streampilot.services.homes import home_info
 from streampilot.services.jars import JarService
+from streampilot.services.job_metrics import MetricsSampler
 from streampilot.services.leases import LeaseKeeper
 from streampilot.services.lifecycle import Lifecycle
 from streampilot.services.loops import Loop
@@ -71,6 +72,7 @@ class Platform:
     tracker: Tracker = field(init=False)
     policies: PolicyLoop = field(init=False)
     dispatcher: Dispatcher = field(init=False)
+    sampler: MetricsSampler = field(init=False)
     loops: list[Loop] = field(default_factory=list)
     # This process among streampilot's instances: in health answers, logs and (later) cluster leases.
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
@@ -86,6 +88,7 @@ class Platform:
         )
         self.tracker = Tracker(self.ctx)
         self.dispatcher = Dispatcher(self.ctx)
+        self.sampler = MetricsSampler(self.ctx)
         self.policies = PolicyLoop(self.ctx, Lifecycle(self.ctx, observe=self.tracker))
 
     @property
@@ -193,6 +196,7 @@ class Platform:
             Loop("policies", t.tick_s, self.policies.run_once, on_pass=seen),
             Loop("alerts", self.settings.alerts.dispatch_tick_s, self.dispatcher.run_once, on_pass=seen),
             Loop("supervisor", self.settings.flink.supervise_every_s, Supervisor(self.ctx).run_once, on_pass=seen),
+            Loop("job-metrics", self.settings.metrics.every_s, self.sampler.run_once, on_pass=seen),
         ]
         if self.ctx.engine.dialect.name != "sqlite":  # several instances: pushes one got for another's cluster
             receiver = PushReceiver(self.ctx)

@@ -34,6 +34,7 @@ from streampilot.flink.client import CheckpointStats, FlinkError
 from streampilot.services.alerting import alert_for_transition, raise_alert
 from streampilot.services.context import Context
 from streampilot.services.failures import failure_reason
+from streampilot.services.job_metrics import record_checkpoints
 from streampilot.services.leases import LeaseLost
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
@@ -320,6 +321,7 @@ class Tracker:
         client, flink_job_id = rest
         stats = await client.checkpoints(flink_job_id)
         await self._store_checkpoints(app.id, app.job_id, stats)
+        await record_checkpoints(self.ctx, app.id, app.job_id, stats.history)
         if app.state == AppState.RUNNING.value and app.config_verified is None and app.running_version:
             job_config = await client.job_config(flink_job_id)
             checkpoint_config = await client.checkpoint_config(flink_job_id)

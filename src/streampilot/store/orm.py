@@ -163,6 +163,36 @@ class Lineage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class JobMetricSample(Base):
+    """One sample of a job's metrics (domain/job_metrics.py): ``step_s`` 0 as taken, 60 a minute's average."""
+
+    __tablename__ = "job_metric_samples"
+    __table_args__ = (sa.Index("ix_job_metric_samples_app_step_at", "app_id", "step_s", "at"),)
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(sa.String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    step_s: Mapped[int] = mapped_column(sa.Integer, default=0)
+    values: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
+class CheckpointRecord(Base):
+    """One checkpoint of a job as Flink's checkpoint history told it: completed, failed or in progress."""
+
+    __tablename__ = "checkpoint_records"
+    __table_args__ = (sa.UniqueConstraint("app_id", "job_id", "checkpoint_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32))
+    checkpoint_id: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    triggered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    is_savepoint: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    failure: Mapped[str | None] = mapped_column(sa.String(1000))
+
+
 class PushedStatus(Base):
     """A job status pushed to an instance that does not watch the job's cluster, for the one that does
     (services/push.py): the holder of the cluster's lease takes it within a fraction of a second."""

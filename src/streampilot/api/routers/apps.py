@@ -25,6 +25,7 @@ from streampilot.domain.apps import AppSpec
 from streampilot.domain.states import AppState
 from streampilot.flink.client import FlinkClient, FlinkError
 from streampilot.services.errors import Unavailable
+from streampilot.services.job_metrics import app_metrics
 from streampilot.services.lineage import app_lineage
 from streampilot.services.platform import Platform
 from streampilot.services.submissions import launch_config
@@ -233,6 +234,22 @@ async def get_lineage(app_id: int, p: PlatformDep) -> dict[str, Any]:
     ``lineage`` is null until one did."""
     await p.apps.get(app_id)
     return {"lineage": await app_lineage(p.ctx, app_id)}
+
+
+@router.get("/{app_id}/metrics")
+async def get_metrics(
+    app_id: int,
+    p: PlatformDep,
+    window_s: Annotated[
+        int, Query(ge=60, le=7 * 86400, description="how far back, in seconds (60 s to 7 days)")
+    ] = 3600,
+) -> dict[str, Any]:
+    """The app's job metrics over the window: ``series`` of the job (``{name: [[ts_ms, value], ...]}``:
+    records_in_per_s, records_out_per_s, busy_ratio, backpressured_ratio, watermark_lag_ms, restarts,
+    checkpoint_duration_ms, checkpoint_size_bytes), each vertex's ``series``, the ``checkpoints``
+    (failed ones included), ``units`` and the ``step_s`` between points (coarser for long windows)."""
+    await p.apps.get(app_id)
+    return await app_metrics(p.ctx, app_id, window_s)
 
 
 @router.get("/{app_id}/launch-config")
