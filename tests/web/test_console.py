@@ -68,6 +68,19 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     await expect(page.locator("#status")).to_contain_text("verified", timeout=30_000)
     await shot(page, "app-detail")
 
+    # Charts (uPlot) from the sampled metrics, refreshed while the page is open: throughput, load per
+    # vertex, checkpoints with axes; the range buttons ask for another window.
+    for chart in ("throughput", "load", "checkpoints"):
+        await expect(page.locator(f"#chart-{chart} canvas")).to_have_count(1, timeout=60_000)
+    await expect(page.locator("#chart-throughput .u-axis")).to_have_count(2)
+    await expect(page.locator("#chart-throughput .u-legend")).to_contain_text("records in")
+    await expect(page.locator("#metrics-note")).to_contain_text("checkpoints in range")
+    loaded = int(await page.locator("#metrics").get_attribute("data-loaded") or 0)
+    await page.click("#metrics button[data-window='900']")
+    await expect(page.locator("#metrics")).not_to_have_attribute("data-loaded", str(loaded))
+    await page.locator("#metrics").scroll_into_view_if_needed()
+    await shot(page, "app-metrics")
+
     # A verb is an operation: its steps show on the page while it runs, and how it ended.
     await page.click("text=Trigger savepoint")
     await expect(page.locator(".banner.notice")).to_contain_text("Savepoint requested (operation")

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from streampilot.api.deps import client_of
@@ -16,10 +16,10 @@ from streampilot.domain.states import ACTIVE_STATES, AppState
 from streampilot.flink.client import FlinkError
 from streampilot.services.apps import spec_from
 from streampilot.services.errors import ServiceError, Throttled
+from streampilot.services.job_metrics import app_metrics
 from streampilot.services.lineage import app_lineage
 from streampilot.services.platform import Platform
 from streampilot.store.orm import App, Cluster, Operation
-from streampilot.web import views
 from streampilot.web.common import (
     COOKIE,
     PageAccount,
@@ -314,10 +314,21 @@ async def app_page(request: Request, app_id: int) -> HTMLResponse:
         a=a,
         b=b,
         launch=app.launch_config or {},
-        chart=views.checkpoint_chart,
+        metrics_every_s=p.settings.metrics.every_s,
         operation=await _latest_operation(p, app_id),
         **{**await _live(p, app, cluster), **await _actions_context(p, app, cluster)},
     )
+
+
+@router.get("/apps/{app_id}/metrics.json")
+async def app_metrics_json(request: Request, app_id: int) -> JSONResponse:
+    """The charts' data: what ``GET /api/v1/apps/{id}/metrics`` answers, for the logged-in user."""
+    p = platform(request)
+    await p.apps.get(app_id)
+    raw = request.query_params.get("window_s", "3600")
+    if not raw.isdigit() or not 60 <= int(raw) <= 7 * 86400:
+        return JSONResponse({"detail": [{"field": "window_s", "message": "seconds from 60 to 604800"}]}, 422)
+    return JSONResponse(await app_metrics(p.ctx, app_id, int(raw)))
 
 
 @router.get("/apps/{app_id}/plan")

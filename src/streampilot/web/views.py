@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from html import escape
-from typing import Any
 
 from markupsafe import Markup
 
@@ -59,34 +57,6 @@ def size(n: int | None) -> str:
 
 def ms_time(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
-
-
-def checkpoint_chart(history: list[dict[str, Any]]) -> Markup:
-    """Bars of recent checkpoints' durations (height) with size in the tooltip; failures in red."""
-    items = sorted(history, key=lambda c: c.get("checkpoint_id", 0))[-40:]
-    if not items:
-        return Markup('<p class="muted">No checkpoints yet.</p>')
-    width, height, gap = 640, 120, 2
-    bar = min(24, max(4, (width - gap * len(items)) // len(items)))
-    top = max((c.get("duration_ms") or 0) for c in items) or 1
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height + 16}" role="img" '
-        f'aria-label="recent checkpoints: duration and size">'
-    ]
-    for i, c in enumerate(items):
-        failed = c.get("status") == "FAILED"
-        duration = c.get("duration_ms") or 0
-        h = height if failed else max(2, int(height * duration / top))
-        x = i * (bar + gap)
-        tip = f"#{c.get('checkpoint_id')} {c.get('status')}: {duration} ms, {size(c.get('size_bytes'))}" + (
-            f" — {c.get('failure_message')}" if failed and c.get("failure_message") else ""
-        )
-        parts.append(
-            f'<rect x="{x}" y="{height - h}" width="{bar}" height="{h}" '
-            f'class="{"fail" if failed else "done"}"><title>{escape(tip)}</title></rect>'
-        )
-    parts.append(f'<text x="0" y="{height + 13}" class="axis">longest {top} ms · red: failed</text></svg>')
-    return Markup("".join(parts))
 
 
 def errors_under(errors: dict[str, str], prefix: str) -> dict[str, str]:
