@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import act, wait_state
+from tests.receivers import HttpReceiver
 
 pytestmark = [pytest.mark.flink, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 UNCHAINED = {"pipeline.operator-chaining.enabled": "false"}  # one vertex per operator: rates between them
@@ -41,19 +42,25 @@ def _last(points: list[list[float]]) -> float | None:
 
 
 async def test_throughput_and_backpressure_from_flinks_metrics(
-    api: httpx.AsyncClient, flink: int, udf_jar: Path
+    api: httpx.AsyncClient, flink: int, udf_jar: Path, receiver: HttpReceiver
 ) -> None:
+    channel = await api.post(
+        "/api/v1/alert-channels", json={"name": "hook", "kind": "webhook", "config": {"url": f"{receiver.url}/hook"}}
+    )
+    assert channel.status_code == 201, channel.text
+    rules = {"backpressured_above": 0.3, "backpressured_for_s": 4}
     upload = await api.post("/api/v1/jars", files={"file": ("snooze-udf.jar", udf_jar.read_bytes())})
     assert upload.status_code == 201, upload.text
     steady = await _create(
         api,
         {"name": "steady", "kind": "sql", "cluster_id": flink, "sql": STEADY_SQL, "properties": UNCHAINED,
-         "checkpointing": {"interval_s": 2}},
+         "checkpointing": {"interval_s": 2}, "metric_alerts": rules, "alert_channel_ids": [channel.json()["id"]]},
     )  # fmt: skip
     slow = await _create(
         api,
         {"name": "slow", "kind": "sql", "cluster_id": flink, "sql": SLOW_SQL, "properties": UNCHAINED,
-         "dependency_jar_ids": [upload.json()["id"]]},
+         "dependency_jar_ids": [upload.json()["id"]], "metric_alerts": rules,
+         "alert_channel_ids": [channel.json()["id"]]},
     )  # fmt: skip
     for app_id in (steady, slow):
         await act(api, app_id, "start")
@@ -97,6 +104,27 @@ async def test_throughput_and_backpressure_from_flinks_metrics(
     assert (_last(source["series"]["backpressured_ratio"]) or 0) > 0.3, source
     assert (_last(slow_got["series"]["busy_ratio"]) or 0) > 0.5, slow_got["series"]["busy_ratio"][-3:]
     assert (_last(slow_got["series"]["backpressured_ratio"]) or 0) > 0.3
+
+    # The backpressure rule fired once for the slow job (not again while the breach lasts), never for
+    # the steady one; its alert reached the channel once.
+    async def alerts(app_id: int) -> list[dict[str, Any]]:
+        resp = await api.get(f"/api/v1/apps/{app_id}/alerts")
+        assert resp.status_code == 200, resp.text
+        return [a for a in resp.json() if a["reason"] == "backpressured"]
+
+    deadline = time.monotonic() + 30
+    while not await alerts(slow):
+        assert time.monotonic() < deadline, "no backpressure alert"
+        await asyncio.sleep(1)
+    await asyncio.sleep(8)  # four more sampling rounds with the breach still on
+    fired = await alerts(slow)
+    assert len(fired) == 1, fired
+    assert "backpressured" in fired[0]["message"] and "above 30 %" in fired[0]["message"]
+    assert await alerts(steady) == []
+    hooks = [r for r in receiver.requests if b"backpressured" in r.body]
+    assert len(hooks) == 1, receiver.requests
+    events = (await api.get(f"/api/v1/apps/{slow}/events")).json()
+    assert any("backpressured" in e["detail"] for e in events)
 
     # Field errors: the window is bounded; another app's metrics are a 404 like a missing app.
     assert (await api.get(f"/api/v1/apps/{steady}/metrics", params={"window_s": 10})).status_code == 422

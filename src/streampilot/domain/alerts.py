@@ -15,3 +15,7 @@ class AlertReason(StrEnum):
     RESTART_BUDGET_SPENT = "restart_budget_spent"
     CONFIG_MISMATCH = "config_mismatch"
     STATE_UNAVAILABLE = "state_unavailable"  # a restart was due, but no readable state to restore
+    BACKPRESSURED = "backpressured"  # metric alerts (an app's metric_alerts): once per breach
+    NO_THROUGHPUT = "no_throughput"
+    WATERMARK_LAG = "watermark_lag"
+    SLOW_CHECKPOINT = "slow_checkpoint"

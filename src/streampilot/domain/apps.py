@@ -60,6 +60,24 @@ class CheckpointStall(_Strict):
     restart: bool = False
 
 
+class MetricAlerts(_Strict):
+    """Alerts on the job's sampled metrics (domain/metric_rules.py); each fires once per breach."""
+
+    backpressured_above: float | None = Field(
+        default=None, gt=0, le=1, description="The most backpressured vertex above this share of time (0 to 1)..."
+    )
+    backpressured_for_s: float = Field(default=60.0, ge=0, le=YEAR_S, description="...for this long.")
+    no_throughput_for_s: float | None = Field(
+        default=None, gt=0, le=YEAR_S, description="The job's sources read no record for this long."
+    )
+    watermark_lag_above_s: float | None = Field(
+        default=None, gt=0, le=YEAR_S, description="The largest watermark lag of the job above this."
+    )
+    checkpoint_duration_above_s: float | None = Field(
+        default=None, gt=0, le=YEAR_S, description="A completed checkpoint took longer than this."
+    )
+
+
 PropertyValue = StrictStr | StrictBool | StrictInt | StrictFloat
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -103,6 +121,7 @@ class AppSpec(_Strict):
     checkpoint_failure_policy: CheckpointFailurePolicy | None = None
     auto_restart: AutoRestart | None = None
     checkpoint_stall: CheckpointStall | None = None
+    metric_alerts: MetricAlerts | None = None
     on_state_unavailable: Literal["refuse", "start_fresh"] = Field(
         default="refuse",
         description="A policy restart whose state cannot be read: refuse (leave the job as it is, alert) "

@@ -23,6 +23,10 @@ TITLES = {
     AlertReason.RESTART_BUDGET_SPENT: "auto-restart budget spent",
     AlertReason.CONFIG_MISMATCH: "configuration differs from what was asked",
     AlertReason.STATE_UNAVAILABLE: "not restarted: no readable state",
+    AlertReason.BACKPRESSURED: "job backpressured",
+    AlertReason.NO_THROUGHPUT: "no records read",
+    AlertReason.WATERMARK_LAG: "watermark lagging",
+    AlertReason.SLOW_CHECKPOINT: "checkpoint took too long",
 }
 
 

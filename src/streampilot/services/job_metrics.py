@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from streampilot.domain.apps import MetricAlerts
 from streampilot.domain.job_metrics import (
     JOB_METRICS,
     UNITS,
@@ -31,11 +32,23 @@ from streampilot.domain.job_metrics import (
     series,
     vertex_values,
 )
-from streampilot.domain.states import AppState
+from streampilot.domain.metric_rules import readings
+from streampilot.domain.states import AppState, Cause
 from streampilot.flink.client import CheckpointInfo, FlinkClient, FlinkError, FlinkUnavailable
+from streampilot.services.alerting import raise_alert
 from streampilot.services.context import Context
+from streampilot.services.leases import LeaseLost
+from streampilot.services.statewriter import lock_app, record_event
 from streampilot.services.targets import target_for
-from streampilot.store.orm import App, CheckpointRecord, Cluster, JobMetricSample, utcnow
+from streampilot.store.orm import (
+    App,
+    AppVersion,
+    CheckpointRecord,
+    Cluster,
+    JobMetricSample,
+    MetricBreach,
+    utcnow,
+)
 
 log = logging.getLogger("streampilot.metrics")
 
@@ -71,6 +84,7 @@ class MetricsSampler:
         if samples:
             async with self.ctx.sessions() as s, s.begin():
                 await s.execute(sa.insert(JobMetricSample), samples)
+            await self._alerts(samples)
         running = {(app_id, job_id) for _, apps in by_cluster.values() for app_id, job_id in apps}
         for key in [k for k in self._plans if k not in running]:
             del self._plans[key]  # the job ended: its graph is asked again if it ever runs again
@@ -132,6 +146,75 @@ class MetricsSampler:
             plan_vertex(v.id, v.name, source=not v.inputs, sink=v.id not in feeding, available=names)
             for v, names in zip(vertices, listed, strict=True)
         ]
+
+    async def _alerts(self, samples: list[dict[str, Any]]) -> None:
+        """Read each sampled app's metric alerts against its newest sample; a breach that has held long
+        enough is told once (an alert through the app's channels and a line in its timeline), and its end
+        is noted in the timeline."""
+        newest = {sample["app_id"]: sample for sample in samples}
+        async with self.ctx.sessions() as s:
+            specs = (
+                await s.execute(
+                    sa.select(App.id, AppVersion.spec)
+                    .join(AppVersion, (AppVersion.app_id == App.id) & (AppVersion.version == App.running_version))
+                    .where(App.id.in_(list(newest)))
+                )
+            ).all()
+        for app_id, spec in specs:
+            if not spec.get("metric_alerts"):
+                continue
+            try:
+                await self._read_rules(app_id, newest[app_id], MetricAlerts.model_validate(spec["metric_alerts"]))
+            except LeaseLost:
+                return  # another instance watches this cluster now
+            except Exception:  # one app's rules must not keep the others from being read
+                log.exception("metric alerts of app %s", app_id)
+
+    async def _read_rules(self, app_id: int, sample: dict[str, Any], rules: MetricAlerts) -> None:
+        now = sample["at"]
+        last_checkpoint_ms = None
+        async with self.ctx.sessions() as s:
+            if rules.checkpoint_duration_above_s is not None:
+                last_checkpoint_ms = (
+                    await s.execute(
+                        sa.select(CheckpointRecord.duration_ms)
+                        .where(
+                            CheckpointRecord.app_id == app_id,
+                            CheckpointRecord.job_id == sample["job_id"],
+                            CheckpointRecord.status == "COMPLETED",
+                        )
+                        .order_by(CheckpointRecord.checkpoint_id.desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+        found = readings(rules, sample["values"]["job"], last_checkpoint_ms)
+        async with self.ctx.sessions() as s, s.begin():
+            app = await lock_app(s, app_id)
+            if app is None or app.job_id != sample["job_id"]:
+                return
+            if self.ctx.leases is not None:
+                await self.ctx.leases.fence(s, app.cluster_id)
+            breaches = {
+                b.reason: b
+                for b in (await s.execute(sa.select(MetricBreach).where(MetricBreach.app_id == app_id))).scalars()
+            }
+            for reading in found:
+                breach = breaches.get(reading.reason.value)
+                if reading.breached is None:
+                    continue
+                if not reading.breached:
+                    if breach is not None:
+                        if breach.alerted_at is not None:
+                            await record_event(s, app, app.state, Cause.OBSERVER, f"back to normal: {reading.detail}")
+                        await s.delete(breach)
+                    continue
+                if breach is None:
+                    breach = MetricBreach(app_id=app_id, reason=reading.reason.value, since=now, alerted_at=None)
+                    s.add(breach)
+                if breach.alerted_at is None and (now - breach.since).total_seconds() >= reading.hold_s:
+                    breach.alerted_at = now
+                    await record_event(s, app, app.state, Cause.OBSERVER, reading.detail)
+                    raise_alert(s, app, reading.reason, reading.detail, since=breach.since.isoformat())
 
     async def maintain(self) -> None:
         """Average samples older than the raw period into minutes, and prune what is past keeping."""

@@ -176,6 +176,16 @@ class JobMetricSample(Base):
     values: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
 
 
+class MetricBreach(Base):
+    """A metric alert's condition holding for an app since ``since``; ``alerted_at`` once it was told."""
+
+    __tablename__ = "metric_breaches"
+    app_id: Mapped[int] = mapped_column(sa.ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class CheckpointRecord(Base):
     """One checkpoint of a job as Flink's checkpoint history told it: completed, failed or in progress."""
 

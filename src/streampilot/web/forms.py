@@ -21,6 +21,8 @@ INT_FIELDS = {
     "auto_restart.max_restarts",
 }
 LIST_FIELDS = {"alert_channel_ids", "alert_reasons"}
+# Optional sections of a spec: set only when their "<section>.enabled" box is checked.
+SECTIONS = ("restart_strategy", "checkpoint_failure_policy", "auto_restart", "checkpoint_stall", "metric_alerts")
 
 
 def _number(field: str, raw: str) -> Any:
@@ -36,6 +38,7 @@ NUMERIC_PREFIXES = (
     "checkpoint_failure_policy.",
     "auto_restart.",
     "checkpoint_stall.",
+    "metric_alerts.",
 )
 TEXT_FIELDS = {
     "checkpointing.mode",
@@ -59,21 +62,14 @@ def parse_properties(text: str) -> dict[str, str]:
 def form_to_body(form: dict[str, Any]) -> dict[str, Any]:
     """Flat form fields (dotted names) to the nested body the services validate."""
     body: dict[str, Any] = {}
-    enabled = {
-        section
-        for section in ("restart_strategy", "checkpoint_failure_policy", "auto_restart", "checkpoint_stall")
-        if form.get(f"{section}.enabled")
-    }
+    enabled = {section for section in SECTIONS if form.get(f"{section}.enabled")}
     if not form.get("checkpointing.enabled"):
         body["checkpointing"] = {"interval_s": None}
     for name, value in form.items():
         if name.endswith(".enabled") or name in ("properties_text", "csrf"):
             continue
         section = name.split(".", 1)[0] if "." in name else None
-        if (
-            section in ("restart_strategy", "checkpoint_failure_policy", "auto_restart", "checkpoint_stall")
-            and section not in enabled
-        ):
+        if section in SECTIONS and section not in enabled:
             continue
         if section == "checkpointing" and not form.get("checkpointing.enabled"):
             continue
@@ -128,7 +124,7 @@ def spec_to_form(spec: AppSpec, name: str, cluster_id: int) -> dict[str, Any]:
     for k, v in cp.items():
         if v is not None:
             form[f"checkpointing.{k}"] = "on" if v is True else ("" if v is False else str(v))
-    for section in ("restart_strategy", "checkpoint_failure_policy", "auto_restart", "checkpoint_stall"):
+    for section in SECTIONS:
         values = data.get(section)
         if values:
             form[f"{section}.enabled"] = "on"

@@ -31,7 +31,7 @@ from streampilot.web.common import (
     problems_of,
     render,
 )
-from streampilot.web.forms import form_to_body, spec_to_form
+from streampilot.web.forms import SECTIONS, form_to_body, spec_to_form
 
 public = APIRouter(include_in_schema=False)
 router = APIRouter(include_in_schema=False, dependencies=[Depends(page_account)])
@@ -242,14 +242,7 @@ async def save_app(request: Request, app_id: int) -> Response:
         cluster = str(body.pop("cluster_id", app.cluster_id))
         changes["cluster_id"] = int(cluster) if cluster.isdigit() else app.cluster_id
         # The form shows the whole spec: unset optional sections become null (removed).
-        for section in (
-            "restart_strategy",
-            "checkpoint_failure_policy",
-            "auto_restart",
-            "checkpoint_stall",
-            "alert_reasons",
-            "entry_class",
-        ):
+        for section in (*SECTIONS, "alert_reasons", "entry_class"):
             body.setdefault(section, None)
         body.setdefault("alert_channel_ids", [])
         body.setdefault("args", [])

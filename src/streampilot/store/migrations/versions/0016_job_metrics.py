@@ -1,4 +1,5 @@
-"""job metrics: samples of each running job's metrics, and each checkpoint Flink's history told
+"""job metrics: samples of each running job's metrics, each checkpoint Flink's history told, and the
+breaches of metric alerts
 
 Revision ID: 0016
 Revises: 0015
@@ -47,7 +48,18 @@ def upgrade() -> None:
     with op.batch_alter_table("checkpoint_records", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_checkpoint_records_app_id"), ["app_id"], unique=False)
 
+    op.create_table(
+        "metric_breaches",
+        sa.Column("app_id", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("since", streampilot.store.orm.UTCDateTime(), nullable=False),
+        sa.Column("alerted_at", streampilot.store.orm.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["app_id"], ["apps.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("app_id", "reason"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("metric_breaches")
     op.drop_table("checkpoint_records")
     op.drop_table("job_metric_samples")
