@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint compile bench bench-fleet bench-policy bench-push bench-fleet-instances bench-console soak clean
+.PHONY: run test lint compile bench bench-fleet bench-policy bench-push bench-fleet-instances bench-metrics bench-console soak clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-policy: $(VENV)/.dev-installed
 
 bench-fleet-instances: $(VENV)/.dev-installed
 	$(PY) -m bench.fleet_instances $(ARGS)
+
+bench-metrics: $(VENV)/.dev-installed
+	$(PY) -m bench.job_metrics $(ARGS)
 
 bench-push: $(VENV)/.dev-installed
 	$(PY) -m bench.push $(ARGS)

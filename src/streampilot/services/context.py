@@ -83,6 +83,8 @@ class Context:
         existing = self._clients.get(cluster.id)
         if existing is not None and existing.base_url == (cluster.rest_url or "").rstrip("/"):
             return existing
+        if existing is not None:
+            self._close_later(existing)
         client = FlinkClient(
             cluster.rest_url or "http://127.0.0.1:1",
             timeout_s=self.settings.flink.request_timeout_s,
@@ -104,7 +106,18 @@ class Context:
         return client
 
     def forget_client(self, cluster_id: int) -> None:
-        self._clients.pop(cluster_id, None)
+        client = self._clients.pop(cluster_id, None)
+        if client is not None:
+            self._close_later(client)
+
+    def _close_later(self, client: FlinkClient) -> None:
+        """Close a client no longer used (its connections), without making the caller wait."""
+        try:
+            task = asyncio.get_running_loop().create_task(client.close())
+        except RuntimeError:
+            return  # no loop: nothing was opened in one
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def close(self) -> None:
         pending = list(self.background)

@@ -2,7 +2,8 @@
 
 Each ``STREAMPILOT_METRICS_EVERY_S`` the sampler asks every cluster this instance watches about its
 running jobs, all jobs of a cluster in one round of concurrent requests (never one app per tick): per
-vertex one request for its subtasks' aggregated metrics, per job one for its job metrics. What to ask
+vertex one request for its subtasks' aggregated metrics, per job one for its restart count every
+sixth round. What to ask
 of a job's vertices is found once per job (its graph and the operator metrics Flink lists). Samples
 are kept as taken for ``STREAMPILOT_METRICS_RAW_HOURS``, then as 1-minute averages until
 ``STREAMPILOT_METRICS_KEEP_DAYS``. Checkpoints come from the checkpoint history the tracker's details
@@ -54,6 +55,7 @@ log = logging.getLogger("streampilot.metrics")
 
 ROLLUP_STEP_S = 60
 MAINTAIN_EVERY_S = 300.0
+JOB_METRICS_EVERY = 6  # rounds between two reads of a job's restart count
 PER_CLUSTER = 8  # concurrent requests to one cluster in a round
 MAX_POINTS = 720  # a window answers at most about this many points per series (coarser steps beyond)
 
@@ -63,6 +65,7 @@ class MetricsSampler:
     ctx: Context
     requests: int = 0  # calls made, for benchmarks and tests
     _plans: dict[tuple[int, str], list[VertexPlan]] = field(default_factory=dict)
+    _rounds: dict[tuple[int, str], int] = field(default_factory=dict)
     _maintained_at: float = 0.0
 
     async def run_once(self) -> None:
@@ -87,7 +90,8 @@ class MetricsSampler:
             await self._alerts(samples)
         running = {(app_id, job_id) for _, apps in by_cluster.values() for app_id, job_id in apps}
         for key in [k for k in self._plans if k not in running]:
-            del self._plans[key]  # the job ended: its graph is asked again if it ever runs again
+            del self._plans[key]
+            self._rounds.pop(key, None)  # the job ended: its graph is asked again if it ever runs again
         if time.monotonic() - self._maintained_at > MAINTAIN_EVERY_S:
             self._maintained_at = time.monotonic()
             await self.maintain()
@@ -125,15 +129,18 @@ class MetricsSampler:
                 # Flink's metric store has not read the TaskManagers yet (a job just started): next round.
                 raise FlinkUnavailable("Flink lists no metrics for the job's vertices yet")
             self._plans[key] = plans
+        # The restart count changes seldom: asked every JOB_METRICS_EVERY-th round (a third of the calls).
+        rounds = self._rounds[key] = self._rounds.get(key, -1) + 1
+        job_calls = [client.job_metrics(flink_job, list(JOB_METRICS))] if rounds % JOB_METRICS_EVERY == 0 else []
         raws = await asyncio.gather(
             *(self._get(limit, client.vertex_metrics(flink_job, p.id, p.names)) for p in plans),
-            self._get(limit, client.job_metrics(flink_job, list(JOB_METRICS))),
+            *(self._get(limit, call) for call in job_calls),
         )
         now_ms = time.time() * 1000
-        per_vertex = {p.id: raw for p, raw in zip(plans, raws[:-1], strict=True)}
+        per_vertex = {p.id: raw for p, raw in zip(plans, raws[: len(plans)], strict=True)}
         vertices = {p.id: vertex_values(p, per_vertex[p.id], now_ms) for p in plans}
         return {
-            "job": job_values(plans, per_vertex, vertices, raws[-1]),
+            "job": job_values(plans, per_vertex, vertices, raws[len(plans)] if job_calls else {}),
             "vertices": {p.id: {"name": p.name, **vertices[p.id]} for p in plans},
         }
 
