@@ -1,5 +1,5 @@
-"""Server-side render time of the console's pages with 1,000 applications in the database
-(goal: none over 300 ms). Run: ``make bench-console``."""
+"""Server-side render time of the console's pages with 10,000 applications in the database (goals:
+the apps list <= 150 ms, every page <= 300 ms). Run: ``make bench-console``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 from streampilot.api.app import create_app
 from streampilot.services.platform import Platform
 from streampilot.settings import Settings
 from streampilot.store.orm import App, AppEvent, AppVersion, Cluster, utcnow
 
-APPS = 1000
+APPS = 10_000
 SPEC = {"kind": "sql", "sql": "INSERT INTO b SELECT 1", "parallelism": 1, "checkpointing": {"interval_s": 10}}
 
 
@@ -27,30 +28,28 @@ async def run(home: Path) -> None:
     async with platform.ctx.sessions() as s, s.begin():
         s.add(Cluster(team_id=1, id=1, name="bench", kind="standalone", rest_url="http://127.0.0.1:9", options={}))
         await s.flush()
-        for i in range(APPS):
-            state = ("RUNNING", "FAILED", "CANCELED", "RESTARTING")[i % 4]
-            s.add(
-                App(
-                    team_id=1,
-                    id=i + 1,
-                    name=f"app-{i:04d}",
-                    cluster_id=1,
-                    state=state,
-                    job_state=state,
-                    job_id=f"{i:032x}",
-                    tasks_running=2,
-                    tasks_total=2,
-                    observed_at=now,
-                    submitted_at=now,
-                    running_version=1,
-                    last_checkpoint={"completed": 5, "id": 5, "completed_at_ms": 1},
-                )
-            )
-            s.add(AppVersion(app_id=i + 1, version=1, spec=SPEC))
-            for k in range(5):
-                s.add(
-                    AppEvent(app_id=i + 1, from_state="STARTING", to_state=state, cause="observer", detail=f"event {k}")
-                )
+        apps = [
+            {
+                "team_id": 1, "id": i + 1, "name": f"app-{i:05d}", "cluster_id": 1,
+                "state": ("RUNNING", "FAILED", "CANCELED", "RESTARTING")[i % 4],
+                "job_state": ("RUNNING", "FAILED", "CANCELED", "RESTARTING")[i % 4], "job_id": f"{i:032x}",
+                "tasks_running": 2, "tasks_total": 2, "observed_at": now, "submitted_at": now, "running_version": 1,
+                "current_version": 1, "created_at": now, "updated_at": now,
+                "last_checkpoint": {"completed": 5, "id": 5, "completed_at_ms": 1},
+            }
+            for i in range(APPS)
+        ]  # fmt: skip
+        await s.execute(sa.insert(App), apps)
+        await s.execute(sa.insert(AppVersion), [{"app_id": a["id"], "version": 1, "spec": SPEC} for a in apps])
+        await s.execute(
+            sa.insert(AppEvent),
+            [
+                {"app_id": a["id"], "from_state": "STARTING", "to_state": a["state"], "cause": "observer",
+                 "detail": f"event {k}", "at": now}
+                for a in apps[:1000]
+                for k in range(5)
+            ],
+        )  # fmt: skip
     token = platform.settings.token_file.read_text().strip()
     app = create_app(platform)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client:
@@ -60,6 +59,8 @@ async def run(home: Path) -> None:
             "/apps",
             "/apps/table",
             "/apps/table?state=FAILED",
+            "/apps?q=app-09&sort=state&dir=desc",
+            "/apps?page=150&sort=started",
             "/apps/500",
             "/apps/500/status",
             "/apps/new",
@@ -72,9 +73,10 @@ async def run(home: Path) -> None:
                 resp = await client.get(path)
                 times.append(time.perf_counter() - t0)
                 assert resp.status_code == 200, (path, resp.status_code)
+            goal = 150 if path.startswith("/apps?") or path.startswith("/apps/table") or path == "/apps" else 300
             print(
-                f"{path:28s} median {1000 * statistics.median(times):6.1f} ms   max {1000 * max(times):6.1f} ms"
-                "   (goal <= 300 ms)"
+                f"{path:36s} median {1000 * statistics.median(times):6.1f} ms   max {1000 * max(times):6.1f} ms"
+                f"   (goal <= {goal} ms)"
             )
     await platform.close()
 

@@ -88,6 +88,11 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
     await expect(page.locator("#operation .op-state")).to_have_text("succeeded", timeout=30_000)
     await expect(page.locator("#operation")).to_contain_text("written")
     await page.reload()
+    # Submitted beside Flink's readback, row by row on Flink's keys, in Flink's notation: all agree.
+    interval = page.locator("#readback tr", has_text="execution.checkpointing.interval")
+    await expect(interval.locator("td")).to_have_text(["execution.checkpointing.interval", "1000 ms", "1000 ms"])
+    await expect(page.locator("#readback tr", has_text="restart-strategy.type")).to_contain_text("failure-rate")
+    await expect(page.locator("#readback tr.differs")).to_have_count(0)
     await expect(page.locator("#savepoints tbody tr")).to_have_count(1)
     await expect(page.locator("#savepoints")).to_contain_text("savepoint-")
 
@@ -170,6 +175,11 @@ async def test_bad_value_shows_the_field_error_and_keeps_the_form(server: str, b
     await page.click("text=Create application")
     await expect(page.locator(".field-error[data-field=sql]")).to_contain_text("nosuchcol")
     await expect(page.locator(".field-error[data-field=sql]")).to_contain_text("line 3")
+    # ... and the editor marks that line.
+    await expect(page.locator(".CodeMirror .error-line")).to_have_count(1)
+    await expect(page.locator(".CodeMirror .error-line")).to_contain_text("nosuchcol")
+    await expect(page.locator(".CodeMirror .error-gutter")).to_contain_text("3")
+    await shot(page, "app-form-sql-error")
     await page.goto(f"{server}/apps")
     await expect(page.locator("tr[data-app='keep-me']")).to_have_count(0)
 

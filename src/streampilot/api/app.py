@@ -126,7 +126,16 @@ def create_app(platform: Platform, *, lifespan: Callable[[FastAPI], Any] | None 
     async def _login(_: Request, exc: LoginRequired) -> Response:
         return login_redirect(exc)
 
-    app.mount("/static", StaticFiles(directory=str(Path(pages.__file__).parent / "static")), name="static")
+    static = Path(pages.__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    icon = (static / "favicon.svg").read_bytes()  # read once, not on the event loop per request
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        """Where browsers look for the icon without asking the page (the pages name the SVG)."""
+        return Response(icon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     assets = web_assets_dir()
     if assets.is_dir():
         app.mount("/assets", StaticFiles(directory=str(assets)), name="assets")

@@ -39,6 +39,22 @@ def spec_from(data: dict[str, Any]) -> AppSpec:
         ) from None
 
 
+APP_SORTS = ("name", "state", "cluster", "started", "updated")
+
+
+@dataclass(frozen=True)
+class AppListQuery:
+    """Which page of the apps list: filters, a search in names, the order and the page."""
+
+    state: str | None = None
+    cluster_id: int | None = None
+    q: str = ""
+    sort: str = "name"  # one of APP_SORTS
+    descending: bool = False
+    offset: int = 0
+    limit: int = 50
+
+
 @dataclass
 class AppService:
     ctx: Context
@@ -78,6 +94,42 @@ class AppService:
             q = q.where(App.cluster_id == cluster_id)
         async with self.ctx.sessions() as s:
             return list((await s.execute(q)).scalars())
+
+    async def page_with_specs(self, query: AppListQuery) -> tuple[list[tuple[App, dict[str, Any], str]], int]:
+        """One page of the apps this user sees (searched, filtered, sorted), each with its current spec
+        (raw) and cluster name, and how many match in all: two queries whatever the number of apps."""
+        where: list[sa.ColumnElement[bool]] = []
+        teams = access.team_filter()
+        if teams is not None:
+            where.append(App.team_id.in_(teams))
+        if query.state:
+            where.append(App.state == query.state.upper())
+        if query.cluster_id is not None:
+            where.append(App.cluster_id == query.cluster_id)
+        if query.q.strip():
+            where.append(sa.func.lower(App.name).contains(query.q.strip().lower(), autoescape=True))
+        sorts: dict[str, list[Any]] = {
+            "name": [App.name],
+            "state": [App.state, App.name],
+            "cluster": [Cluster.name, App.name],
+            "started": [App.submitted_at, App.name],
+            "updated": [App.updated_at, App.name],
+        }
+        order = [k.desc() if query.descending else k.asc() for k in sorts.get(query.sort, sorts["name"])]
+        page = (
+            sa.select(App, AppVersion.spec, Cluster.name)
+            .join(AppVersion, sa.and_(AppVersion.app_id == App.id, AppVersion.version == App.current_version))
+            .join(Cluster, Cluster.id == App.cluster_id)
+            .where(*where)
+            .order_by(*order, App.id)
+            .offset(query.offset)
+            .limit(query.limit)
+        )
+        count = sa.select(sa.func.count()).select_from(App).where(*where)
+        async with self.ctx.sessions() as s:
+            rows = [(app, spec, cluster) for app, spec, cluster in (await s.execute(page)).all()]
+            total = (await s.execute(count)).scalar_one()
+        return rows, int(total)
 
     async def list_with_specs(
         self, state: str | None = None, cluster_id: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -12,10 +13,12 @@ from starlette.datastructures import UploadFile
 
 from streampilot.api.deps import client_of
 from streampilot.domain.errors import SpecError
+from streampilot.domain.readback import aligned
 from streampilot.domain.states import ACTIVE_STATES, AppState
 from streampilot.flink.client import FlinkError
-from streampilot.services.apps import spec_from
+from streampilot.services.apps import APP_SORTS, AppListQuery, spec_from
 from streampilot.services.errors import ServiceError, Throttled
+from streampilot.services.fleet import fleet_summary
 from streampilot.services.job_metrics import app_metrics
 from streampilot.services.lineage import app_lineage
 from streampilot.services.platform import Platform
@@ -90,47 +93,81 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/")
-async def home() -> Response:
-    return RedirectResponse("/apps", status_code=303)
+async def home(request: Request) -> HTMLResponse:
+    """The fleet at a glance: apps by state, those that need attention, silent clusters, new alerts."""
+    return render(request, "fleet.html", fleet=await fleet_summary(platform(request).ctx))
 
 
 # ---- application list -------------------------------------------------------------------------
-async def app_rows(p: Platform, state: str | None, cluster_id: int | None) -> list[dict[str, Any]]:
-    rows = await p.apps.list_with_specs(state, cluster_id)
+PAGE_SIZE = 50
+
+
+def _list_query(request: Request) -> AppListQuery:
+    """The apps list's filters, search, order and page from the query string (bad values: defaults)."""
+    params = request.query_params
+    cluster = params.get("cluster_id") or ""
+    sort = params.get("sort") or "name"
+    page = params.get("page") or "1"
+    number = int(page) if page.isdigit() and 0 < int(page) < 1_000_000 else 1
+    return AppListQuery(
+        state=params.get("state") or None,
+        cluster_id=int(cluster) if cluster.isdigit() and len(cluster) < 10 else None,
+        q=(params.get("q") or "")[:100],
+        sort=sort if sort in APP_SORTS else "name",
+        descending=params.get("dir") == "desc",
+        offset=(number - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+    )
+
+
+async def _list_context(request: Request) -> dict[str, Any]:
+    p = platform(request)
+    query = _list_query(request)
+    found, total = await p.apps.page_with_specs(query)
     teams = {t.id: t.name for t in await p.teams.list_teams()}
-    return [
+    rows = [
         {"app": app, "kind": spec.get("kind"), "cluster": cluster, "team": teams.get(app.team_id, "")}
-        for app, spec, cluster in rows
+        for app, spec, cluster in found
     ]
+    keep = {"state": query.state or "", "cluster_id": query.cluster_id or "", "q": query.q}
+    keep = {k: v for k, v in keep.items() if v}
+    order = {"sort": query.sort, "dir": "desc" if query.descending else "asc"}
 
+    def link(**changes: Any) -> str:
+        return "/apps?" + urlencode({**keep, **order, **changes})
 
-def _filters(request: Request) -> tuple[str | None, int | None]:
-    state = request.query_params.get("state") or None
-    cluster = request.query_params.get("cluster_id") or ""
-    return state, int(cluster) if cluster.isdigit() else None
+    page = query.offset // PAGE_SIZE + 1
+    return {
+        "rows": rows,
+        "list": query,
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "link": link,
+        "sort_link": lambda key: link(
+            sort=key, dir="desc" if key == query.sort and not query.descending else "asc", page=1
+        ),
+        "query": request.url.query,
+    }
 
 
 @router.get("/apps")
 async def apps_page(request: Request) -> HTMLResponse:
     p = platform(request)
-    state, cluster_id = _filters(request)
+    context = await _list_context(request)
     return render(
         request,
         "apps.html",
-        rows=await app_rows(p, state, cluster_id),
         clusters=await p.clusters.list_clusters(),
-        state=state,
-        cluster_id=cluster_id,
-        query=request.url.query,
+        state=context["list"].state,
+        cluster_id=context["list"].cluster_id,
+        **context,
     )
 
 
 @router.get("/apps/table")
 async def apps_table(request: Request) -> HTMLResponse:
-    state, cluster_id = _filters(request)
-    return render(
-        request, "_apps_table.html", rows=await app_rows(platform(request), state, cluster_id), query=request.url.query
-    )
+    return render(request, "_apps_table.html", **await _list_context(request))
 
 
 # ---- create / edit ----------------------------------------------------------------------------
@@ -165,6 +202,7 @@ async def _form_failure(
             status=422,
             values=values,
             errors=problems_of(exc),
+            error_lines={pr.field: pr.line for pr in exc.problems if pr.line is not None},
             app=app,
             **await _form_context(p),
         )
@@ -306,7 +344,7 @@ async def app_page(request: Request, app_id: int) -> HTMLResponse:
         diff=diff,
         a=a,
         b=b,
-        launch=app.launch_config or {},
+        readback_rows=aligned(app.launch_config or {}, app.config_readback),
         metrics_every_s=p.settings.metrics.every_s,
         operation=await _latest_operation(p, app_id),
         **{**await _live(p, app, cluster), **await _actions_context(p, app, cluster)},

@@ -13,6 +13,7 @@ from streampilot.api.deps import AccountDep, PlatformDep, account
 from streampilot.api.schemas import FlinkHomeCreate, FlinkHomeOut, JarOut
 from streampilot.domain.access import SYSTEM
 from streampilot.services import access
+from streampilot.services.fleet import fleet_summary
 from streampilot.services.leases import instances
 from streampilot.services.push import PushReceiver
 from streampilot.services.rotation import rotate_secrets
@@ -91,3 +92,11 @@ async def rotate(p: PlatformDep) -> dict[str, int]:
     """A new key for stored secrets; everything sealed again with it, the old key dropped (platform admins)."""
     access.require_admin("rotate the key of stored secrets")
     return await rotate_secrets(p.ctx)
+
+
+@router.get("/fleet", tags=["fleet"])
+async def fleet(p: PlatformDep) -> dict[str, Any]:
+    """The apps you see at a glance: ``by_state`` counts, ``unhealthy`` apps with their ``reasons`` (a
+    troubled state, settings that differ, an unconfirmed status, a metric alert's breach), clusters that
+    do not answer (``clusters_unknown``) and the ten newest alerts."""
+    return await fleet_summary(p.ctx)
