@@ -69,3 +69,13 @@ async def test_pages_sorts_and_searches(console: httpx.AsyncClient, platform: Pl
     # Nonsense in the query string falls back to defaults, never an error.
     for odd in ("?page=-1", "?page=abc", "?sort=drop", "?cluster_id=99999999999", "?page=99"):
         assert (await console.get("/apps" + odd)).status_code == 200, odd
+
+
+async def test_the_api_lists_all_or_a_page(console: httpx.AsyncClient, api: httpx.AsyncClient) -> None:
+    everything = await api.get("/api/v1/apps")
+    assert everything.status_code == 200 and len(everything.json()) == int(everything.headers["X-Total-Count"])
+    page = await api.get("/api/v1/apps", params={"q": "orders", "sort": "name", "order": "desc", "limit": 5})
+    assert [a["name"] for a in page.json()] == [f"orders-{i:03d}" for i in (123, 121, 119, 117, 115)]
+    assert page.headers["X-Total-Count"] == "62"
+    for bad in ({"limit": 0}, {"sort": "x"}, {"order": "up"}, {"q": "a" * 101}):
+        assert (await api.get("/api/v1/apps", params=bad)).status_code == 422, bad

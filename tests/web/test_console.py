@@ -146,6 +146,13 @@ async def test_create_start_watch_savepoint_stop(server: str, browser: Browser, 
         await page.goto(f"{server}{path}")
         await shot(page, name)
 
+    # The landing page: the fleet at a glance, each state's count linking to its list.
+    await page.goto(f"{server}/")
+    await expect(page.locator("#by-state a[data-state='FINISHED']")).to_contain_text("1")
+    await shot(page, "overview")
+    await page.click("#by-state a[data-state='FINISHED']")
+    await expect(page.locator("tr[data-app='console-app']")).to_have_count(1)
+
 
 async def test_bad_value_shows_the_field_error_and_keeps_the_form(server: str, browser: Browser, token: str) -> None:
     page = await browser.new_page(viewport={"width": 1300, "height": 900})

@@ -52,7 +52,7 @@ class AppListQuery:
     sort: str = "name"  # one of APP_SORTS
     descending: bool = False
     offset: int = 0
-    limit: int = 50
+    limit: int | None = 50  # None: all
 
 
 @dataclass
@@ -130,26 +130,6 @@ class AppService:
             rows = [(app, spec, cluster) for app, spec, cluster in (await s.execute(page)).all()]
             total = (await s.execute(count)).scalar_one()
         return rows, int(total)
-
-    async def list_with_specs(
-        self, state: str | None = None, cluster_id: int | None = None
-    ) -> list[tuple[App, dict[str, Any], str]]:
-        """Apps with their current version's spec (raw) and cluster name, in one query."""
-        q = (
-            sa.select(App, AppVersion.spec, Cluster.name)
-            .join(AppVersion, sa.and_(AppVersion.app_id == App.id, AppVersion.version == App.current_version))
-            .join(Cluster, Cluster.id == App.cluster_id)
-            .order_by(App.name)
-        )
-        teams = access.team_filter()
-        if teams is not None:
-            q = q.where(App.team_id.in_(teams))
-        if state:
-            q = q.where(App.state == state.upper())
-        if cluster_id is not None:
-            q = q.where(App.cluster_id == cluster_id)
-        async with self.ctx.sessions() as s:
-            return [(app, spec, cluster) for app, spec, cluster in (await s.execute(q)).all()]
 
     async def spec(self, app_id: int, version: int | None = None) -> tuple[int, AppSpec]:
         app = await self.get(app_id)

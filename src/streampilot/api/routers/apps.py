@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from streampilot.api.deps import AccountDep, PlatformDep, account
 from streampilot.api.hardening import MAX_ID
@@ -24,6 +24,7 @@ from streampilot.api.schemas import (
 from streampilot.domain.apps import AppSpec
 from streampilot.domain.states import AppState
 from streampilot.flink.client import FlinkClient, FlinkError
+from streampilot.services.apps import AppListQuery
 from streampilot.services.errors import Unavailable
 from streampilot.services.job_metrics import app_metrics
 from streampilot.services.lineage import app_lineage
@@ -42,12 +43,29 @@ async def _out(p: Platform, app: App, with_spec: bool = False) -> AppOut:
 @router.get("")
 async def list_apps(
     p: PlatformDep,
+    response: Response,
     state: AppState | None = None,
     cluster_id: int | None = Query(None, ge=1, le=MAX_ID),
+    q: str = Query("", max_length=100, description="a part of the name (any case)"),
+    sort: Literal["name", "state", "cluster", "started", "updated"] = "name",
+    order: Literal["asc", "desc"] = "asc",
+    limit: int | None = Query(None, ge=1, le=10_000, description="at most this many (default: all)"),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
 ) -> list[AppOut]:
-    return [
-        AppOut.of(a, AppSpec.model_validate(spec)) for a, spec, _ in await p.apps.list_with_specs(state, cluster_id)
-    ]
+    """The apps you see, searched and sorted, all or a page (``limit``, ``offset``); ``X-Total-Count``
+    says how many match."""
+    query = AppListQuery(
+        state=state.value if state else None,
+        cluster_id=cluster_id,
+        q=q,
+        sort=sort,
+        descending=order == "desc",
+        offset=offset,
+        limit=limit,
+    )
+    rows, total = await p.apps.page_with_specs(query)
+    response.headers["X-Total-Count"] = str(total)
+    return [AppOut.of(a, AppSpec.model_validate(spec)) for a, spec, _ in rows]
 
 
 @router.post("", status_code=201)
