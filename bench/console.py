@@ -56,6 +56,7 @@ async def run(home: Path) -> None:
         login = await client.post("/login", data={"token": token})  # a console session, as a browser has
         client.cookies.set("streampilot_token", login.cookies["streampilot_token"])
         for path in (
+            "/",
             "/apps",
             "/apps/table",
             "/apps/table?state=FAILED",
@@ -67,6 +68,9 @@ async def run(home: Path) -> None:
             "/clusters",
             "/alert-channels",
         ):
+            first = time.perf_counter()
+            assert (await client.get(path)).status_code == 200  # the first render compiles the templates
+            first = time.perf_counter() - first
             times = []
             for _ in range(7):
                 t0 = time.perf_counter()
@@ -76,7 +80,7 @@ async def run(home: Path) -> None:
             goal = 150 if path.startswith("/apps?") or path.startswith("/apps/table") or path == "/apps" else 300
             print(
                 f"{path:36s} median {1000 * statistics.median(times):6.1f} ms   max {1000 * max(times):6.1f} ms"
-                f"   (goal <= {goal} ms)"
+                f"   (goal <= {goal} ms; first render {1000 * first:.0f} ms)"
             )
     await platform.close()
 

@@ -39,6 +39,7 @@ async def test_the_fleet_at_a_glance(platform: Platform, api: httpx.AsyncClient,
         "pressured": ["backpressured"],
         "silent": ["unconfirmed: its cluster does not answer"],
     }
+    assert fleet["unhealthy_count"] == 4
     assert [c["apps_unconfirmed"] for c in fleet["clusters_unknown"]] == [1]
     assert fleet["recent_alerts"][0]["title"] == "broken: job failed"
 
