@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.apps import AppSpec
@@ -43,6 +45,8 @@ from streampilot.targets.port import Listing
 
 log = logging.getLogger("streampilot.tracker")
 KEEP_CHECKPOINTS = 3
+FULL_READ_EVERY_S = 30.0  # the tracked rows are read whole this often, and changed rows in between
+CHANGED_MARGIN = timedelta(seconds=10)  # clocks of other instances, commits later than their stamp
 
 
 class TrackedApp(Protocol):
@@ -86,6 +90,11 @@ class Tracker:
     # Per app: the (row, job summary) of its last pass that changed nothing, and the next pass's.
     _quiet: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     _quiet_next: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    # The tracked rows as last read (see _tracked), and when and for which clusters they were read.
+    _rows: dict[int, Any] = field(default_factory=dict)
+    _read_at: datetime | None = None
+    _read_clusters: set[int] = field(default_factory=set)
+    _full_at: float = 0.0
 
     @property
     def lost_after(self) -> timedelta:
@@ -107,11 +116,7 @@ class Tracker:
             if self.ctx.leases is not None:
                 which = which.where(Cluster.id.in_(list(self.ctx.leases.held)))
             clusters = {c.id: c for c in (await s.execute(which)).scalars() if self.ctx.watches(c.id)}
-            # Plain rows, not ORM objects: this runs every tick over every app with a job.
-            query = sa.select(*TRACKED).where(App.job_id.is_not(None))
-            if self.ctx.leases is not None:  # this instance's share only: not every instance reads every app
-                query = query.where(App.cluster_id.in_(list(clusters)))
-            apps: list[Any] = list((await s.execute(query)).all())
+            apps = await self._tracked(s, set(clusters), started)
         self._quiet_next = {}
         by_cluster: dict[int, list[TrackedApp]] = defaultdict(list)
         for app in apps:
@@ -142,7 +147,7 @@ class Tracker:
                     App.job_id.is_not(None),
                     sa.or_(App.submitted_at.is_(None), App.submitted_at < started),
                 )
-                .values(observed_at=at)
+                .values(observed_at=at, updated_at=App.updated_at)  # a stamp, not a change of the app
                 .execution_options(synchronize_session=False)
             )
             if unknown_ids:
@@ -157,6 +162,26 @@ class Tracker:
                     )
                 )
             await s.execute(update)
+
+    async def _tracked(self, s: AsyncSession, clusters: set[int], started: datetime) -> list[Any]:
+        """The apps with a job on ``clusters``, as plain rows (not ORM objects: this runs every tick over
+        every app). Read whole every ``FULL_READ_EVERY_S`` and when the clusters change; in between, only
+        rows whose ``updated_at`` moved since the last read (less a margin for clocks and late commits):
+        every write to an app bumps it, except the tracker's own "observed at" stamp."""
+        monotonic = time.monotonic()
+        changed_since = None if self._read_at is None else self._read_at - CHANGED_MARGIN
+        if changed_since is None or clusters != self._read_clusters or monotonic - self._full_at > FULL_READ_EVERY_S:
+            query = sa.select(*TRACKED).where(App.job_id.is_not(None), App.cluster_id.in_(list(clusters)))
+            self._rows = {row.id: row for row in await s.execute(query)}
+            self._full_at, self._read_clusters = monotonic, clusters
+        else:
+            for row in await s.execute(sa.select(*TRACKED).where(App.updated_at >= changed_since)):
+                if row.job_id is None or row.cluster_id not in clusters:
+                    self._rows.pop(row.id, None)
+                else:
+                    self._rows[row.id] = row
+        self._read_at = started
+        return list(self._rows.values())
 
     async def _observe_cluster(self, cluster: Cluster, apps: list[TrackedApp]) -> list[int] | None:
         """Observe one cluster's apps and apply changes. None: the cluster did not answer; else the

@@ -302,7 +302,7 @@ class App(Base):
     operation_id: Mapped[int | None] = mapped_column()  # the Operation holding the slot
     runtime_mode: Mapped[str | None] = mapped_column(sa.String(10))  # STREAMING or BATCH, of the current job
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 
 
 class AppVersion(Base):

@@ -1,5 +1,5 @@
-"""job metrics: samples of each running job's metrics, each checkpoint Flink's history told, and the
-breaches of metric alerts
+"""job metrics: samples of each running job's metrics, each checkpoint Flink's history told, the
+breaches of metric alerts; an index on apps.updated_at
 
 Revision ID: 0016
 Revises: 0015
@@ -58,8 +58,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("app_id", "reason"),
     )
 
+    # The tracker reads the apps changed since its last read (services/tracker.py).
+    with op.batch_alter_table("apps", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_apps_updated_at"), ["updated_at"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("apps", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_apps_updated_at"))
     op.drop_table("metric_breaches")
     op.drop_table("checkpoint_records")
     op.drop_table("job_metric_samples")
