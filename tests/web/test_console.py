@@ -185,7 +185,7 @@ async def test_bad_value_shows_the_field_error_and_keeps_the_form(server: str, b
     # ... and the editor marks that line.
     await expect(page.locator(".CodeMirror .error-line")).to_have_count(1)
     await expect(page.locator(".CodeMirror .error-line")).to_contain_text("nosuchcol")
-    await expect(page.locator(".CodeMirror .error-gutter")).to_contain_text("3")
+    await expect(page.locator(".CodeMirror .CodeMirror-gutter-wrapper.error-gutter")).to_contain_text("3")
     await shot(page, "app-form-sql-error")
     await page.goto(f"{server}/apps")
     await expect(page.locator("tr[data-app='keep-me']")).to_have_count(0)
