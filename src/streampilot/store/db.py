@@ -50,7 +50,10 @@ def _async_url(url: str) -> str:
 def create_engine(url: str) -> AsyncEngine:
     async_url = _async_url(url)
     if async_url.startswith("sqlite"):
-        engine = create_async_engine(async_url, connect_args={"timeout": 30})
+        # aiosqlite runs each connection in a thread of its own: a connection made for a burst beyond the
+        # pool (QueuePool's overflow) is a thread started and ended, so the pool keeps more than the
+        # default 5 (the tracker's writes after a tick with many changes made ~2 threads a second).
+        engine = create_async_engine(async_url, connect_args={"timeout": 30}, pool_size=16, max_overflow=16)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
