@@ -59,7 +59,7 @@ async def populate(platform: Platform) -> None:
                         tasks_total=2,
                         desired_state="RUNNING",
                         running_version=1,
-                        observed_at=now,
+                        own_observed_at=now,
                         submitted_at=now,
                     )
                 )

@@ -39,7 +39,7 @@ async def populate(platform: Platform) -> None:
                 App(
                     team_id=1, id=k + 1, name=f"app-{k}", cluster_id=1, state="RUNNING", job_state="RUNNING",
                     job_id=job_id(0, k), tasks_running=4, tasks_total=4, desired_state="RUNNING",
-                    running_version=1, observed_at=now, submitted_at=now,
+                    running_version=1, own_observed_at=now, submitted_at=now,
                 )
             )  # fmt: skip
             s.add(AppVersion(app_id=k + 1, version=1, spec=SPEC))

@@ -19,7 +19,7 @@ from streampilot.services.leases import instances
 from streampilot.services.platform import Platform
 from streampilot.services.push import push_token
 from streampilot.settings import TrackingSettings
-from streampilot.store.orm import AlertChannel, AlertDelivery, AppEvent, Cluster, PushedStatus
+from streampilot.store.orm import AlertChannel, AlertDelivery, AppEvent, Cluster, ClusterStamp, PushedStatus
 from streampilot.targets.fake import KIND, FakeFleet
 from tests.conftest import test_settings as settings_for
 from tests.helpers import DATAGEN_SQL
@@ -84,6 +84,12 @@ async def test_clusters_are_shared_and_taken_over(trio: list[Platform], fleet: F
     assert (await finished(p0, op.id)).state == "succeeded"
     holder = next(p for p in trio if p.ctx.leases is not None and p.ctx.leases.holds(clusters["east"]))
 
+    async def stamped() -> bool:
+        async with p0.ctx.sessions() as s:
+            return await s.get(ClusterStamp, clusters["east"]) is not None
+
+    await until(stamped, 5, "the holder stamps its cluster as observed")
+
     # The holder dies without a word (its loops stop, its leases stay until they expire).
     for loop in holder.loops:
         await loop.stop()
@@ -108,11 +114,16 @@ async def test_clusters_are_shared_and_taken_over(trio: list[Platform], fleet: F
     for p in others:
         for loop in p.loops:
             await loop.stop()
+    async with p0.ctx.sessions() as s:
+        stamp_before = (await s.get_one(ClusterStamp, clusters["east"])).observed_at
+    assert holder.ctx.leases is not None and holder.ctx.leases.holds(clusters["east"])  # as far as it knows
     await holder.tracker.run_once()
     assert (await p0.apps.get(app.id)).state == "CANCELED"
     async with p0.ctx.sessions() as s:
         events_after = len(list((await s.execute(AppEvent.__table__.select().where(AppEvent.app_id == app.id))).all()))
+        stamp_after = (await s.get_one(ClusterStamp, clusters["east"])).observed_at
     assert events_after == events_before
+    assert stamp_after == stamp_before  # nor does it stamp "observed now" on the cluster it lost
     assert holder.ctx.leases is not None and not holder.ctx.leases.holds(clusters["east"])
 
 

@@ -1,7 +1,7 @@
 """The observer: once per tick, one ``/jobs/overview`` per cluster becomes an observation
 (Seen / Gone / Unknown) of every application on that cluster, and ``decide`` says what changes.
 
-Unchanged applications cost no write but the shared ``observed_at`` update. Per-job detail
+Unchanged applications cost no write but their cluster's stamp (``ClusterStamp``). Per-job detail
 (checkpoint statistics, configuration readback) runs in ``details_once`` at its own cadence.
 """
 
@@ -40,7 +40,7 @@ from streampilot.services.job_metrics import record_checkpoints
 from streampilot.services.leases import LeaseLost
 from streampilot.services.statewriter import StateChanged, lock_app, record_event, set_app_state
 from streampilot.services.targets import target_for
-from streampilot.store.orm import App, AppVersion, Cluster, ClusterLease, Snapshot, utcnow
+from streampilot.store.orm import App, AppVersion, Cluster, ClusterLease, ClusterStamp, Snapshot, utcnow
 from streampilot.targets.port import Listing
 
 log = logging.getLogger("streampilot.tracker")
@@ -95,6 +95,7 @@ class Tracker:
     _read_at: datetime | None = None
     _read_clusters: set[int] = field(default_factory=set)
     _full_at: float = 0.0
+    _clusters: dict[int, tuple[Any, Cluster]] = field(default_factory=dict)  # id -> (row read, its object)
 
     @property
     def lost_after(self) -> timedelta:
@@ -112,56 +113,66 @@ class Tracker:
         await self.ctx.leases_ready()
         started = utcnow()
         async with self.ctx.sessions() as s:
-            which = sa.select(Cluster)
-            if self.ctx.leases is not None:
-                which = which.where(Cluster.id.in_(list(self.ctx.leases.held)))
-            clusters = {c.id: c for c in (await s.execute(which)).scalars() if self.ctx.watches(c.id)}
+            clusters = await self._held_clusters(s)
             apps = await self._tracked(s, set(clusters), started)
         self._quiet_next = {}
         by_cluster: dict[int, list[TrackedApp]] = defaultdict(list)
         for app in apps:
             if app.cluster_id in clusters:
                 by_cluster[app.cluster_id].append(app)
-        results = dict(
-            zip(
-                by_cluster,
-                await asyncio.gather(
-                    *(self._observe_cluster(clusters[cid], group) for cid, group in by_cluster.items())
-                ),
-                strict=True,
-            )
+        answered = await asyncio.gather(
+            *(self._observe_cluster(clusters[cid], group) for cid, group in by_cluster.items())
         )
         self._quiet = self._quiet_next
-        # One write for every app whose cluster answered: "when we last knew it". By cluster, not by
-        # app id (10,000 ids a tick cost a tenth of a core); apps submitted meanwhile were not observed.
-        answered = [cid for cid, unknown in results.items() if unknown is not None]
+        await self._stamp([cid for cid, ok in zip(by_cluster, answered, strict=True) if ok], started)
+
+    async def _stamp(self, answered: list[int], started: datetime) -> None:
+        """Stamp "when we last knew it" for every app on the clusters that answered: one row per cluster
+        (see ``App.observed_at``: apps unconfirmed or submitted after ``started`` are not covered by it)."""
         if not answered:
             return
-        unknown_ids = [app_id for ids in results.values() if ids for app_id in ids]
         at = utcnow()
         async with self.ctx.sessions() as s, s.begin():
             update = (
-                sa.update(App)
-                .where(
-                    App.cluster_id.in_(answered),
-                    App.job_id.is_not(None),
-                    sa.or_(App.submitted_at.is_(None), App.submitted_at < started),
-                )
-                .values(observed_at=at, updated_at=App.updated_at)  # a stamp, not a change of the app
+                sa.update(ClusterStamp)
+                .where(ClusterStamp.cluster_id.in_(answered))
+                .values(observed_at=at, pass_started_at=started)
                 .execution_options(synchronize_session=False)
             )
-            if unknown_ids:
-                update = update.where(App.id.not_in(unknown_ids))
-            if self.ctx.leases is not None:  # fenced: only clusters whose lease this instance still holds
-                keeper = self.ctx.leases
+            keeper = self.ctx.leases
+            if keeper is not None:  # fenced: only clusters whose lease this instance still holds
                 update = update.where(
-                    App.cluster_id.in_(
+                    ClusterStamp.cluster_id.in_(
                         sa.select(ClusterLease.cluster_id).where(
                             ClusterLease.instance_id == keeper.instance_id, ClusterLease.expires_at > at
                         )
                     )
                 )
-            await s.execute(update)
+            if (await s.execute(update)).rowcount == len(answered):  # type: ignore[attr-defined]
+                return
+            stamped = set(
+                (await s.scalars(sa.select(ClusterStamp.cluster_id).where(ClusterStamp.cluster_id.in_(answered)))).all()
+            )
+            for cid in sorted(set(answered) - stamped):  # a cluster's first stamp
+                if keeper is not None:
+                    try:
+                        await keeper.fence(s, cid)
+                    except LeaseLost:
+                        continue
+                s.add(ClusterStamp(cluster_id=cid, observed_at=at, pass_started_at=started))
+
+    async def _held_clusters(self, s: AsyncSession) -> dict[int, Cluster]:
+        """The clusters this instance watches, read as plain rows each tick; a cluster's object is made
+        again only when its row changed (200 ORM objects a tick were a tenth of the tracker's CPU)."""
+        which = sa.select(Cluster.__table__)
+        if self.ctx.leases is not None:
+            which = which.where(Cluster.id.in_(list(self.ctx.leases.held)))
+        known, self._clusters = self._clusters, {}
+        for row in await s.execute(which):
+            if self.ctx.watches(row.id):
+                kept = known.get(row.id)
+                self._clusters[row.id] = kept if kept is not None and kept[0] == row else (row, Cluster(**row._mapping))
+        return {cid: cluster for cid, (_, cluster) in self._clusters.items()}
 
     async def _tracked(self, s: AsyncSession, clusters: set[int], started: datetime) -> list[Any]:
         """The apps with a job on ``clusters``, as plain rows (not ORM objects: this runs every tick over
@@ -183,13 +194,11 @@ class Tracker:
         self._read_at = started
         return list(self._rows.values())
 
-    async def _observe_cluster(self, cluster: Cluster, apps: list[TrackedApp]) -> list[int] | None:
-        """Observe one cluster's apps and apply changes. None: the cluster did not answer; else the
-        ids of the apps whose observation was still Unknown (an unrecognised job state)."""
+    async def _observe_cluster(self, cluster: Cluster, apps: list[TrackedApp]) -> bool:
+        """Observe one cluster's apps and apply changes; whether the cluster answered."""
         listing = await self._listing(cluster)
         self.ctx.metrics.cluster_polled(cluster.id, cluster.name, listing.answered)
         at = utcnow()
-        unknown: list[int] = []
         for app in apps:
             assert app.job_id is not None
             summary = listing.get(app.job_id)
@@ -199,8 +208,6 @@ class Tracker:
                 self._quiet_next[app.id] = (app, summary)
                 continue
             obs = listing.observe(app.job_id, at)
-            if isinstance(obs, Unknown):
-                unknown.append(app.id)
             changes = self._changes(app, self._decide(app, obs))
             if changes:
                 await self.apply(app.id, app.job_id, obs)
@@ -208,7 +215,7 @@ class Tracker:
                 await self._pods_seen(app.id, app.job_id, summary.pods, at)
             elif not changes and isinstance(obs, Seen):
                 self._quiet_next[app.id] = (app, summary)
-        return unknown if listing.answered else None
+        return listing.answered
 
     async def _pods_seen(self, app_id: int, job_id: str, pods: dict[str, int], at: datetime) -> None:
         """Kubernetes: remember the JobManager pods; a replaced or restarted pod is told in the timeline."""
@@ -278,7 +285,9 @@ class Tracker:
                 "job_state": d.job_state.value if d.job_state else None,
             }
             if not isinstance(obs, Unknown):
-                fields["observed_at"] = obs.at
+                fields["own_observed_at"] = obs.at
+            elif row.unconfirmed_since is None:
+                fields["own_observed_at"] = row.observed_at  # its cluster's stamp covers it no more
             if d.tasks is not None:
                 fields["tasks_running"], fields["tasks_total"] = d.tasks
             if d.job_unknown:
