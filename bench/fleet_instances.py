@@ -32,7 +32,7 @@ from streampilot.settings import Settings, TrackingSettings
 from streampilot.store.db import create_engine, migrate
 from streampilot.store.orm import App, AppVersion, Cluster, utcnow
 
-JOBS, TICK, TTL, BASE_PORT = 50, 2.0, 6.0, 32000
+JOBS, TICK, TTL, BASE_PORT = 50, 2.0, 6.0, 22000  # 800 ports below the ephemeral range (32768-)
 PG = os.environ.get("STREAMPILOT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 SPEC = {"kind": "sql", "sql": "INSERT INTO b SELECT 1"}
 
