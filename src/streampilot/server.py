@@ -15,6 +15,7 @@ from streampilot.logs import configure, uvicorn_config
 from streampilot.services.platform import Platform
 from streampilot.settings import Settings
 from streampilot.store.db import reachable
+from streampilot.tasks import cancel_and_wait
 
 log = logging.getLogger("streampilot")
 
@@ -47,8 +48,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None, example: bo
             yield
         finally:
             if bring_up is not None:
-                bring_up.cancel()
-                await asyncio.gather(bring_up, return_exceptions=True)
+                await cancel_and_wait([bring_up])
             await platform.stop_loops()
             if local_cluster:
                 log.info("stopping the local Flink clusters started by this server")

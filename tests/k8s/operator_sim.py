@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streampilot.flink.client import FlinkClient, FlinkError, JarRun
+from streampilot.tasks import cancel_and_wait
 from tests.k8s.operator_rules import deployment_refusal, session_job_refusal
 from tests.k8s_emulator import KubeEmulator
 
@@ -89,9 +90,7 @@ class OperatorSimulator:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         for key in list(self.flink_jobs):
             await self._cancel_real(key)
 

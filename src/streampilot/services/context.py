@@ -19,6 +19,7 @@ from streampilot.services.secrets import SecretBox
 from streampilot.settings import Settings
 from streampilot.store.orm import Cluster
 from streampilot.targets.kubernetes.observer import KubernetesClusters
+from streampilot.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from streampilot.services.leases import LeaseKeeper
@@ -120,10 +121,7 @@ class Context:
         task.add_done_callback(self.background.discard)
 
     async def close(self) -> None:
-        pending = list(self.background)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await cancel_and_wait(list(self.background))
         for client in [*self._clients.values(), *self._url_clients.values()]:
             await client.close()
         self._clients.clear()

@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from streampilot.tasks import cancel_and_wait
+
 log = logging.getLogger("streampilot.loops")
 
 
@@ -22,6 +24,7 @@ class Loop:
     on_pass: Callable[[str, float, bool], None] | None = None  # (loop, seconds, ok): for /metrics
     last_pass_at: float | None = None  # time.monotonic() when a pass last ended
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _stopping: bool = field(default=False, repr=False)
 
     def stale(self, now: float | None = None) -> bool:
         """Whether the loop has not finished a pass for three intervals (at least 30 s): stuck or dead."""
@@ -33,7 +36,7 @@ class Loop:
 
     async def _forever(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:  # a cancellation a library swallowed still ends the loop at its next turn
             started = loop.time()
             try:
                 await self.run_once()
@@ -58,13 +61,11 @@ class Loop:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._forever(), name=f"loop:{self.name}")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            self._stopping = True
+            await cancel_and_wait([self._task])
             self._task = None

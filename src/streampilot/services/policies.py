@@ -49,6 +49,7 @@ from streampilot.services.restore_points import snapshot_problem
 from streampilot.services.statewriter import lock_app, record_event
 from streampilot.services.targets import target_for
 from streampilot.store.orm import App, AppVersion, Cluster
+from streampilot.tasks import cancel_and_wait
 
 log = logging.getLogger("streampilot.policies")
 KEEP_FAILURES_MS = 24 * 3600 * 1000
@@ -424,5 +425,4 @@ class PolicyLoop:
             raise_alert(s, row, AlertReason.RESTARTED_BY_POLICY, f"restarted from {restore}: {why}", restore=restore)
 
     async def close(self) -> None:
-        for task in list(self.actions.values()):
-            task.cancel()
+        await cancel_and_wait(list(self.actions.values()))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streampilot.targets.kubernetes.errors import KubeError, KubeGone
+from streampilot.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from streampilot.targets.kubernetes.client import KubeApi
@@ -50,11 +51,8 @@ class ResourceCache:
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            # A library call may swallow one cancellation; the flag ends the loop at its next turn.
-            await asyncio.wait({self._task}, timeout=5)
-            if not self._task.done():
-                self._task.cancel()
+            # A library call may swallow one cancellation; the flag also ends the loop at its next turn.
+            await cancel_and_wait([self._task], limit_s=5)
             self._task = None
         if self._api is not None:
             await self._api.close()
