@@ -23,11 +23,51 @@ from streampilot.flink.homes import bundled_home_path, inspect_home
 from streampilot.flink.local import LocalCluster, LocalClusterLayout, free_port
 from streampilot.services.platform import Platform
 from streampilot.settings import FlinkSettings, MetricsSettings, Settings, TrackingSettings
+from tests.e2e.test_soak import TEST_NAME as SOAK_TEST
+from tests.e2e.test_soak import BackgroundSoak, start_soak
 from tests.faultproxy import FaultProxy
+from tests.hangs import watch
 from tests.receivers import HttpReceiver, SmtpReceiver
 
 PG = os.environ.get("STREAMPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL = os.environ.get("STREAMPILOT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+SOAK = pytest.StashKey[BackgroundSoak]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The soak's test goes last: it only waits for the soak started in the background."""
+    items.sort(key=lambda item: item.name == SOAK_TEST)  # stable: the rest keep their order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.option.collectonly and any(item.name == SOAK_TEST for item in session.items):
+        session.config.stash[SOAK] = start_soak()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    soak = session.config.stash.get(SOAK, None)
+    if soak is not None:
+        soak.stop()
+
+
+@pytest.fixture(autouse=True)
+def report_a_hang(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Prints the asyncio tasks of a test that is about to time out (tests/hangs.py)."""
+    timer = watch(request.node)
+    yield
+    if timer is not None:
+        timer.cancel()
+
+
+@pytest.fixture(scope="session")
+def background_soak(request: pytest.FixtureRequest) -> BackgroundSoak:
+    soak = request.config.stash.get(SOAK, None)
+    if soak is None:
+        soak = request.config.stash[SOAK] = start_soak()
+    return soak
 
 
 @pytest.fixture(scope="session")
