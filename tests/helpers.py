@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from streampilot.tasks import cancel_and_wait
+
 DATAGEN_SQL = """CREATE TABLE src (id BIGINT, v STRING) WITH ('connector' = 'datagen', 'rows-per-second' = '20');
 CREATE TABLE snk (id BIGINT, v STRING) WITH ('connector' = 'blackhole');
 INSERT INTO snk SELECT id, v FROM src;
@@ -99,6 +101,28 @@ async def console_login(api: httpx.AsyncClient) -> tuple[dict[str, str], str]:
     return cookie, found.group(1)
 
 
+async def start_uvicorn(server: Any) -> asyncio.Task[None]:
+    """Serve in a task; returns once the server listens (its start's own error raised, never a wait forever)."""
+    task: asyncio.Task[None] = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if task.done():
+            task.result()  # raises what ended it
+            raise RuntimeError("uvicorn ended without starting")
+        if time.monotonic() > deadline:
+            await cancel_and_wait([task])
+            raise TimeoutError("uvicorn did not start within 30 s")
+        await asyncio.sleep(0.02)
+    return task
+
+
+async def stop_uvicorn(server: Any, task: asyncio.Task[None]) -> None:
+    """Ask the server to exit; cancelled if it has not within 10 s (a connection it waits for)."""
+    server.should_exit = True
+    await asyncio.wait({task}, timeout=10)
+    await cancel_and_wait([task])
+
+
 @contextlib.asynccontextmanager
 async def serving(platform: Any, port: int | None = None) -> AsyncIterator[str]:
     """The platform's API and console on a real port of this process (uvicorn); yields the base URL."""
@@ -109,11 +133,8 @@ async def serving(platform: Any, port: int | None = None) -> AsyncIterator[str]:
 
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
+    task = await start_uvicorn(server)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        await task
+        await stop_uvicorn(server, task)

@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from streampilot.flink.local import free_port
+from tests.helpers import start_uvicorn, stop_uvicorn
 from tests.k8s.crds import KINDS, prune, schema_problems
 
 
@@ -133,9 +134,7 @@ class KubeEmulator:
                 ssl_keyfile=str(self.tls[1]) if self.tls else None,
             )
         )
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.02)
+        self._task = await start_uvicorn(self._server)
         return self
 
     async def stop(self) -> None:
@@ -146,7 +145,7 @@ class KubeEmulator:
             async with self._changed:
                 self._changed.notify_all()
             if self._task is not None:
-                await self._task
+                await stop_uvicorn(self._server, self._task)
 
     def get(self, plural: str, ns: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((plural, ns, name))
