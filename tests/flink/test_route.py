@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from streampilot.flink.client import FlinkClient, FlinkUnavailable, Route
+from streampilot.flink.client import FlinkClient, FlinkUnavailable
+from streampilot.flink.route import Route
 
 
 def test_the_scheme_proxy_with_its_credentials_unless_no_proxy_names_the_host(tmp_path: Path) -> None:
