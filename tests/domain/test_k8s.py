@@ -8,6 +8,8 @@ from pydantic import ValidationError
 
 from streampilot.domain.k8s import (
     K8sOptions,
+)
+from streampilot.domain.k8s_status import (
     RestJob,
     jobmanager_pods,
     merge_jobmanager,

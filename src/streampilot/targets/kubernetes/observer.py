@@ -23,14 +23,16 @@ from streampilot.domain.k8s import (
     SESSION_JOBS,
     STORAGE_FIX,
     K8sOptions,
+    forbidden_keys,
+    storage_problem,
+)
+from streampilot.domain.k8s_status import (
     RestJob,
     flink_job_id,
-    forbidden_keys,
     jobmanager_pods,
     merge_jobmanager,
     merge_rest,
     observed_job_state,
-    storage_problem,
 )
 from streampilot.domain.states import FlinkJobState
 from streampilot.flink.client import FlinkClient, FlinkError, JobSummary

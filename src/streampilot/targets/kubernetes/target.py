@@ -31,8 +31,6 @@ from streampilot.domain.k8s import (
     fetches_jars,
     forbidden_keys,
     job_section,
-    kept_savepoints,
-    operator_error,
     resource_name,
     same_flink,
     savepoint_snapshot,
@@ -40,8 +38,12 @@ from streampilot.domain.k8s import (
     script_items,
     session_job,
     storage_problem,
-    suspend_savepoint,
     with_script_volume,
+)
+from streampilot.domain.k8s_status import (
+    kept_savepoints,
+    operator_error,
+    suspend_savepoint,
 )
 from streampilot.domain.sqlscript import parse_script
 from streampilot.flink.client import FlinkClient
