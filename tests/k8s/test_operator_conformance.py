@@ -25,8 +25,9 @@ from streampilot.domain.k8s import (
 from streampilot.services.context import Context
 from streampilot.services.submissions import launch_config
 from streampilot.store.orm import Cluster
+from streampilot.targets.kubernetes.checks import spec_problems
 from streampilot.targets.kubernetes.observer import parse_options
-from streampilot.targets.kubernetes.target import KubernetesTarget, spec_problems
+from streampilot.targets.kubernetes.target import KubernetesTarget
 from tests.k8s.conftest import OPERATOR_CONFIG
 from tests.k8s.crds import OPERATOR_RELEASES, schema_problems
 from tests.k8s.operator_rules import deployment_refusal, session_job_refusal

@@ -20,9 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streampilot.domain.alerts import AlertReason
 from streampilot.domain.apps import AppSpec
-from streampilot.domain.k8s_status import (
-    pod_changes,
-)
+from streampilot.domain.k8s_status import pod_changes
 from streampilot.domain.states import (
     ACTIVE_STATES,
     AppState,
